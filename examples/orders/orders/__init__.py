@@ -1,0 +1,1 @@
+"""The import-orders example job: code referenced from job.yaml as orders.*."""

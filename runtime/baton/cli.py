@@ -1,0 +1,421 @@
+"""The ``baton`` command line: a thin shell over JobOperator / JobExplorer.
+
+Every failure a user can cause ends in one line on stderr and an exit code from
+:class:`baton.domain.ExitCode`; every listing is also available as ``--json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from baton.domain import BatchStatus, ExitCode
+from baton.errors import BatonError
+from baton.ops import JobExplorer, JobOperator, step_summary, summarize
+from baton.registry import JobRegistry
+from baton.repository import DEFAULT_URL, JobExecution, JobRepository, StepExecution
+from baton.spec import parse_cli_params
+
+app = typer.Typer(
+    name="baton",
+    help="Run batch jobs with checkpoints and restarts, locally or on Kubernetes.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+Db = Annotated[
+    str,
+    typer.Option("--db", envvar="BATON_DB_URL", help="Job repository URL (sqlite:/// or postgresql://)."),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+Params = Annotated[
+    list[str] | None, typer.Option("-p", "--param", help="Job parameter NAME=VALUE (repeatable).")
+]
+JobName = Annotated[
+    str | None, typer.Option("--job", "-j", help="Job to run when the file defines several.")
+]
+NoProgress = Annotated[bool, typer.Option("--no-progress", help="No live progress bar.")]
+
+STATUS_STYLE = {
+    "COMPLETED": "green", "FAILED": "red", "STOPPED": "yellow", "STOPPING": "yellow",
+    "STARTED": "cyan", "STARTING": "cyan", "ABANDONED": "magenta", "UNKNOWN": "red",
+}
+
+
+def _repo(db: str) -> JobRepository:
+    return JobRepository(db)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def _styled(status: str) -> str:
+    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+# ---------------------------------------------------------------- progress
+
+
+class ProgressView:
+    """A live bar per step, fed by the executor's polling of the repository."""
+
+    def __init__(self, console: Console, enabled: bool):
+        self.enabled = enabled
+        self.progress = Progress(
+            TextColumn("[bold]{task.fields[step]:<12}"),
+            BarColumn(bar_width=20),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TextColumn("{task.fields[read]:>9,} read {task.fields[written]:>9,} written"
+                       " {task.fields[skipped]:>3,} skipped"),
+            TextColumn("{task.fields[status]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+            disable=not enabled,
+        )
+        self.tasks: dict[tuple[str, int | None], TaskID] = {}
+
+    def __enter__(self) -> ProgressView:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.progress.__exit__(None, None, None)
+
+    def tick(self, _execution: JobExecution, steps: list[StepExecution]) -> None:
+        for s in steps:
+            key = (s.step_name, s.partition)
+            name = s.step_name if s.partition is None else f"{s.step_name}[{s.partition}]"
+            done = s.read_count + s.read_skip_count
+            total = s.total_count
+            if s.status is BatchStatus.COMPLETED:
+                total = total if total is not None and total >= done else max(done, 1)
+                done = total
+            fields = {
+                "step": name, "read": s.read_count, "written": s.write_count,
+                "skipped": s.skip_count, "status": _styled(s.status.value),
+            }
+            if key not in self.tasks:
+                self.tasks[key] = self.progress.add_task(name, total=total, **fields)
+            self.progress.update(self.tasks[key], completed=done, total=total, **fields)
+
+
+# ---------------------------------------------------------------- running
+
+
+def _execute(
+    db: str,
+    as_json: bool,
+    no_progress: bool,
+    launch: Any,
+) -> None:
+    """Shared by run/start-next/restart: print the id, show progress, map the exit code."""
+    repo = _repo(db)
+    info = err if as_json else out
+    view = ProgressView(info, enabled=not no_progress and not as_json)
+
+    def launched(e: JobExecution) -> None:
+        params = " ".join(f"{k}={v}" for k, v in e.parameters.as_json().items())
+        info.print(
+            f"Execution [bold]{e.id}[/] of job [bold]{e.job_name}[/] "
+            f"(instance {e.instance_id}, attempt {e.attempt}) {params}".rstrip(),
+            highlight=False,
+        )
+
+    operator = JobOperator(repo, on_tick=view.tick)
+    with view:
+        final: JobExecution = launch(operator, launched)
+        view.tick(final, repo.step_executions(final.id))
+    steps = repo.step_executions(final.id)
+    if as_json:
+        _print_json(summarize(final, steps))
+    else:
+        line = f"Execution {final.id} {_styled(final.status.value)}"
+        if final.exit_description:
+            line += f": {final.exit_description.splitlines()[0]}"
+        info.print(line, highlight=False)
+    raise typer.Exit(ExitCode.for_status(final.status))
+
+
+def _registry(target: str) -> JobRegistry:
+    return JobRegistry().load(target)
+
+
+@app.command()
+def run(
+    manifest: Annotated[str, typer.Argument(help="BatchJob YAML, a .py file or a module with @baton.job.")],
+    param: Params = None,
+    job: JobName = None,
+    db: Db = DEFAULT_URL,
+    as_json: AsJson = False,
+    no_progress: NoProgress = False,
+) -> None:
+    """Run a job locally to the end (restarts a FAILED/STOPPED instance with these parameters)."""
+    entry = _registry(manifest).only(job)
+    params = parse_cli_params(param or [])
+    _execute(db, as_json, no_progress,
+             lambda op, launched: op.start(entry, params, on_launched=launched))
+
+
+@app.command("start-next")
+def start_next(
+    manifest: Annotated[str, typer.Argument(help="BatchJob YAML, a .py file or a module.")],
+    param: Params = None,
+    job: JobName = None,
+    db: Db = DEFAULT_URL,
+    as_json: AsJson = False,
+    no_progress: NoProgress = False,
+) -> None:
+    """Run a new instance of a job that has an incrementer (next run.id)."""
+    entry = _registry(manifest).only(job)
+    params = parse_cli_params(param or [])
+    _execute(db, as_json, no_progress,
+             lambda op, launched: op.start_next_instance(entry, params, on_launched=launched))
+
+
+@app.command()
+def restart(
+    execution_id: Annotated[int, typer.Argument(metavar="ID")],
+    db: Db = DEFAULT_URL,
+    as_json: AsJson = False,
+    no_progress: NoProgress = False,
+) -> None:
+    """Restart a FAILED or STOPPED execution from its last checkpoint."""
+    _execute(db, as_json, no_progress,
+             lambda op, launched: op.restart(execution_id, on_launched=launched))
+
+
+@app.command()
+def stop(
+    execution_id: Annotated[int, typer.Argument(metavar="ID")],
+    db: Db = DEFAULT_URL,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait until it has stopped.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 300,
+    as_json: AsJson = False,
+) -> None:
+    """Ask a running execution to stop after its current chunk."""
+    import time
+
+    repo = _repo(db)
+    execution = JobOperator(repo).stop(execution_id)
+    deadline = time.monotonic() + timeout
+    while wait and execution.status.running and time.monotonic() < deadline:
+        time.sleep(0.2)
+        execution = repo.get_execution(execution_id)
+    _report(execution, as_json)
+    if wait and execution.status.running:
+        err.print(f"error: execution {execution_id} still {execution.status.value} "
+                  f"after {timeout:g}s")
+        raise typer.Exit(ExitCode.FAILED)
+
+
+@app.command()
+def abandon(
+    execution_id: Annotated[int, typer.Argument(metavar="ID")],
+    db: Db = DEFAULT_URL,
+    as_json: AsJson = False,
+) -> None:
+    """Mark a STOPPED or FAILED execution ABANDONED; its instance can never restart."""
+    _report(JobOperator(_repo(db)).abandon(execution_id), as_json)
+
+
+@app.command()
+def recover(
+    execution_id: Annotated[int, typer.Argument(metavar="ID")],
+    db: Db = DEFAULT_URL,
+    force: Annotated[bool, typer.Option(help="Also when it ran on another host.")] = False,
+    as_json: AsJson = False,
+) -> None:
+    """Mark an execution FAILED whose process died while it was running."""
+    _report(JobOperator(_repo(db)).recover(execution_id, force=force), as_json)
+
+
+def _report(execution: JobExecution, as_json: bool) -> None:
+    if as_json:
+        _print_json(summarize(execution, []) | {"steps": None})
+    else:
+        out.print(f"Execution {execution.id} {_styled(execution.status.value)}", highlight=False)
+
+
+# ---------------------------------------------------------------- listings
+
+
+@app.command()
+def jobs(db: Db = DEFAULT_URL, as_json: AsJson = False) -> None:
+    """Jobs known to the repository."""
+    rows = JobExplorer(_repo(db)).job_summaries()
+    if as_json:
+        return _print_json(rows)
+    t = Table("Job", "Instances", "Executions", "Last execution", "Last status")
+    for r in rows:
+        t.add_row(r["job"], str(r["instances"]), str(r["executions"]),
+                  str(r["lastExecutionId"] or ""), _styled(r["lastStatus"] or ""))
+    out.print(t)
+
+
+@app.command()
+def instances(
+    job: Annotated[str, typer.Argument(metavar="JOB")],
+    db: Db = DEFAULT_URL,
+    as_json: AsJson = False,
+) -> None:
+    """Instances of a job (one per set of identifying parameters)."""
+    explorer = JobExplorer(_repo(db))
+    found = explorer.instances(job)
+    last = {}
+    for e in explorer.executions(job):
+        last.setdefault(e.instance_id, e)
+    rows = [
+        {
+            "id": i.id, "job": i.job_name, "key": i.job_key, "createTime": i.created_at.isoformat(),
+            "parameters": last[i.id].parameters.as_json() if i.id in last else {},
+            "lastExecutionId": last[i.id].id if i.id in last else None,
+            "lastStatus": last[i.id].status.value if i.id in last else None,
+        }
+        for i in found
+    ]
+    if as_json:
+        return _print_json(rows)
+    t = Table("Instance", "Parameters", "Last execution", "Last status", "Created")
+    for r in rows:
+        t.add_row(str(r["id"]), _params_text(r["parameters"]), str(r["lastExecutionId"] or ""),
+                  _styled(r["lastStatus"] or ""), r["createTime"][:19])
+    out.print(t)
+
+
+def _params_text(params: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in params.items())
+
+
+def _execution_row(e: JobExecution) -> dict[str, Any]:
+    return {
+        "id": e.id, "instanceId": e.instance_id, "job": e.job_name, "status": e.status.value,
+        "attempt": e.attempt, "exitCode": e.exit_code,
+        "exitDescription": e.exit_description.split("\n", 1)[0],
+        "parameters": e.parameters.as_json(),
+        "startTime": e.start_time.isoformat() if e.start_time else None,
+        "endTime": e.end_time.isoformat() if e.end_time else None,
+    }
+
+
+@app.command()
+def executions(
+    job: Annotated[str | None, typer.Option("--job", "-j", help="Only this job.")] = None,
+    running: Annotated[bool, typer.Option("--running", help="Only running ones.")] = False,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+    db: Db = DEFAULT_URL,
+    as_json: AsJson = False,
+) -> None:
+    """Job executions, newest first."""
+    rows = [_execution_row(e) for e in
+            JobExplorer(_repo(db)).executions(job, running=running, limit=limit)]
+    if as_json:
+        return _print_json(rows)
+    t = Table("ID", "Job", "Instance", "Attempt", "Status", "Parameters", "Started", "Exit")
+    for r in rows:
+        t.add_row(str(r["id"]), r["job"], str(r["instanceId"]), str(r["attempt"]),
+                  _styled(r["status"]), _params_text(r["parameters"]),
+                  (r["startTime"] or "")[:19], r["exitDescription"][:60])
+    out.print(t)
+
+
+@app.command()
+def show(
+    execution_id: Annotated[int, typer.Argument(metavar="ID")],
+    db: Db = DEFAULT_URL,
+    as_json: AsJson = False,
+) -> None:
+    """One execution with its steps and their counts."""
+    summary = JobExplorer(_repo(db)).summary(execution_id)
+    if as_json:
+        return _print_json(summary)
+    out.print(
+        f"Execution [bold]{summary['id']}[/] of [bold]{summary['job']}[/] "
+        f"(instance {summary['instanceId']}, attempt {summary['attempt']}): "
+        f"{_styled(summary['status'])}",
+        highlight=False,
+    )
+    out.print(f"parameters: {_params_text(summary['parameters']) or '-'}", highlight=False)
+    if summary["exitDescription"]:
+        out.print(f"exit: {summary['exitDescription'].splitlines()[0]}", highlight=False)
+    t = Table("Step", "Status", "Read", "Written", "Filtered", "Skipped", "Commits",
+              "Rollbacks", "Peak MiB", "Exit")
+    for s in summary["steps"]:
+        name = s["name"] if s["partition"] is None else f"{s['name']}[{s['partition']}]"
+        mem = f"{s['peakMemoryKb'] / 1024:.0f}" if s["peakMemoryKb"] else ""
+        t.add_row(name, _styled(s["status"]), *(str(s[k]) for k in (
+            "readCount", "writeCount", "filterCount", "skipCount", "commitCount",
+            "rollbackCount")), mem, (s["exitDescription"] or "").split("\n", 1)[0][:60])
+    out.print(t)
+
+
+@app.command()
+def skips(
+    execution_id: Annotated[int, typer.Argument(metavar="ID")],
+    db: Db = DEFAULT_URL,
+    as_json: AsJson = False,
+) -> None:
+    """Items skipped by an execution, with the error that made each one skip."""
+    rows = [
+        {"id": s.id, "step": s.step_name, "partition": s.partition, "phase": s.phase,
+         "item": s.item, "error": s.error}
+        for s in JobExplorer(_repo(db)).skipped_items(execution_id)
+    ]
+    if as_json:
+        return _print_json(rows)
+    t = Table("Step", "Phase", "Item", "Error")
+    for r in rows:
+        t.add_row(r["step"], r["phase"], json.dumps(r["item"], default=str)[:80], r["error"])
+    out.print(t)
+
+
+@app.command(hidden=True)
+def step(
+    execution_id: Annotated[int, typer.Argument(metavar="ID")],
+    name: Annotated[str, typer.Argument(metavar="STEP")],
+    partition: Annotated[int | None, typer.Option(help="Partition index.")] = None,
+    db: Db = DEFAULT_URL,
+) -> None:
+    """Run one step of an execution (what the local executor and pods run)."""
+    from baton.step.runner import run_step
+
+    raise typer.Exit(run_step(_repo(db), execution_id, name, partition))
+
+
+@app.command()
+def steps(
+    execution_id: Annotated[int, typer.Argument(metavar="ID")],
+    db: Db = DEFAULT_URL,
+) -> None:
+    """Step executions of an execution as JSON (all fields)."""
+    repo = _repo(db)
+    JobExplorer(repo).execution(execution_id)
+    _print_json([step_summary(s) for s in repo.step_executions(execution_id)])
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        app()
+    except BatonError as e:
+        err.print(f"error: {e}", highlight=False, markup=False, soft_wrap=True)
+        sys.exit(int(e.exit_code))
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(int(ExitCode.STOPPED))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
+

@@ -1,0 +1,168 @@
+"""SQL reader (keyset paging, restartable) and SQL writer (bulk insert in the
+checkpoint transaction: exactly-once output across crashes).
+
+Both default to the job repository's own database; give ``url`` to use another one
+(the writer is then at-least-once: its transaction is not the checkpoint's).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Mapping, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Connection, Engine, MetaData, Table, insert, select, text
+from sqlalchemy.exc import NoSuchTableError
+
+from baton.errors import BatonError, InvalidDefinition
+from baton.repository.engine import make_engine, normalize_url
+
+if TYPE_CHECKING:
+    from baton.step.context import StepContext
+
+
+def _engine(step: StepContext | None, url: str | None) -> Engine:
+    if url:
+        if step is not None and normalize_url(url) == step.engine.url.render_as_string(False):
+            return step.engine
+        return make_engine(url)
+    if step is None:
+        raise InvalidDefinition("SQL reader/writer needs a 'url' or a running step")
+    return step.engine
+
+
+def _row(item: Any) -> Mapping[str, Any]:
+    if isinstance(item, Mapping):
+        return item
+    if dataclasses.is_dataclass(item) and not isinstance(item, type):
+        return dataclasses.asdict(item)
+    if hasattr(item, "_asdict"):
+        return item._asdict()  # type: ignore[no-any-return]
+    raise BatonError(f"SqlWriter needs dict-like items, got {type(item).__name__}")
+
+
+class SqlReader:
+    """Reads ``table`` (or a select over it) in pages ordered by a unique ``key``.
+
+    The cursor is the last key read, so a restart continues after it without
+    re-scanning, and concurrent inserts of larger keys are picked up.
+    """
+
+    name = "sql"
+
+    def __init__(self, table: str, key: str = "id", *, columns: Sequence[str] | None = None,
+                 where: str | None = None, page_size: int = 1000, url: str | None = None,
+                 step: StepContext | None = None, name: str | None = None):
+        self.table_name = table
+        self.key_column = key
+        self.columns = list(columns) if columns else None
+        self.where = where
+        self.page_size = page_size
+        self.engine = _engine(step, url)
+        if name:
+            self.name = name
+        self._last: Any = None
+        self._page: Iterator[dict[str, Any]] = iter(())
+        self._exhausted = False
+
+    @property
+    def key(self) -> str:
+        return f"{self.name}.last.key"
+
+    def open(self, context: MutableMapping[str, Any]) -> None:
+        self._last = context.get(self.key)
+        try:
+            self.table = Table(self.table_name, MetaData(), autoload_with=self.engine)
+        except NoSuchTableError:
+            raise BatonError(f"SqlReader: no table '{self.table_name}'") from None
+        if self.key_column not in self.table.c:
+            raise BatonError(f"SqlReader: table '{self.table_name}' has no column "
+                             f"'{self.key_column}'")
+
+    def _fetch(self) -> list[dict[str, Any]]:
+        key = self.table.c[self.key_column]
+        cols = [self.table.c[c] for c in self.columns] if self.columns else [self.table]
+        q = select(*cols).order_by(key).limit(self.page_size)
+        if self.columns and self.key_column not in self.columns:
+            q = q.add_columns(key)
+        if self._last is not None:
+            q = q.where(key > self._last)
+        if self.where:
+            q = q.where(text(self.where))
+        with self.engine.connect() as conn:
+            return [dict(r) for r in conn.execute(q).mappings()]
+
+    def read(self) -> Any:
+        row = next(self._page, None)
+        if row is None and not self._exhausted:
+            rows = self._fetch()
+            self._exhausted = len(rows) < self.page_size
+            self._page = iter(rows)
+            row = next(self._page, None)
+        if row is not None:
+            self._last = row[self.key_column]
+        return row
+
+    def update(self, context: MutableMapping[str, Any]) -> None:
+        context[self.key] = self._last
+
+    def close(self) -> None:
+        self._page = iter(())
+
+
+class SqlWriter:
+    """Bulk-inserts dict items into ``table`` (a name, or a SQLAlchemy ``Table``).
+
+    With the repository's database it writes inside the chunk's checkpoint
+    transaction: a chunk's rows and its checkpoint commit together or not at all.
+    Subclasses may set ``table`` as a class attribute; ``create=True`` creates a
+    ``Table`` given with its columns if it does not exist.
+    """
+
+    table: str | Table | None = None
+    create: bool = False
+
+    def __init__(self, table: str | Table | None = None, *, url: str | None = None,
+                 create: bool | None = None, step: StepContext | None = None):
+        self._table_ref = table if table is not None else type(self).table
+        if self._table_ref is None:
+            raise InvalidDefinition(f"{type(self).__name__} needs a table")
+        self.engine = _engine(step, url)
+        self._create = self.create if create is None else create
+        self._conn: Connection | None = None
+        self._table: Table | None = None
+
+    def open(self, context: MutableMapping[str, Any]) -> None:
+        ref = self._table_ref
+        if isinstance(ref, Table):
+            if self._create:
+                ref.create(self.engine, checkfirst=True)
+            self._table = ref
+        else:
+            try:
+                self._table = Table(str(ref), MetaData(), autoload_with=self.engine)
+            except NoSuchTableError:
+                raise BatonError(f"SqlWriter: no table '{ref}'") from None
+        self._insert = insert(self._table)
+
+    def bind_transaction(self, connection: Any) -> bool:
+        if connection is not None and connection.engine is not self.engine:
+            return False
+        self._conn = connection
+        return True
+
+    def write(self, items: list[Any]) -> None:
+        if self._table is None:
+            raise BatonError("SqlWriter written before open()")
+        rows = [_row(i) for i in items]
+        if self._conn is not None:
+            self._conn.execute(self._insert, rows)
+            return
+        with self.engine.begin() as conn:
+            conn.execute(self._insert, rows)
+
+    def update(self, context: MutableMapping[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        self._conn = None

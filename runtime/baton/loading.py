@@ -1,0 +1,110 @@
+"""Resolving ``module:attr`` references and building components from them.
+
+A class is instantiated with the keyword arguments it declares, chosen from what the
+step offers (``params``, ``context``, ``step``, ...) plus the manifest's ``*Args``;
+a function is used as is.
+"""
+
+from __future__ import annotations
+
+import builtins
+import importlib
+import inspect
+import sys
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from baton.errors import ImportFailed, InvalidDefinition
+
+
+def add_import_paths(paths: Iterable[str | Path | None]) -> None:
+    """Make the manifest's folder and the working directory importable (first wins)."""
+    for p in reversed([str(Path(p).resolve()) for p in paths if p]):
+        if p not in sys.path:
+            sys.path.insert(0, p)
+
+
+def resolve(ref: str) -> Any:
+    """``package.module:attr.sub`` → the object, with an error naming what failed."""
+    module_name, sep, attr_path = ref.partition(":")
+    if not sep or not module_name or not attr_path:
+        raise ImportFailed(f"bad reference {ref!r}: expected module:attr")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as e:
+        raise ImportFailed(f"cannot import {ref!r}: {e}") from None
+    except Exception as e:  # the module itself raised while importing
+        raise ImportFailed(f"cannot import {ref!r}: {type(e).__name__}: {e}") from None
+    for part in attr_path.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise ImportFailed(f"cannot import {ref!r}: {module_name} has no '{attr_path}'") from None
+    return obj
+
+
+def resolve_exception(name: str) -> type[BaseException]:
+    """``ValueError`` (a builtin), ``pkg.mod:Error`` or ``pkg.mod.Error``."""
+    if ":" in name:
+        obj = resolve(name)
+    elif "." in name:
+        mod, _, attr = name.rpartition(".")
+        obj = resolve(f"{mod}:{attr}")
+    else:
+        obj = getattr(builtins, name, None)
+        if obj is None:
+            raise ImportFailed(f"unknown exception type {name!r}: not a builtin; use module:Class")
+    if not (isinstance(obj, type) and issubclass(obj, BaseException)):
+        raise InvalidDefinition(f"{name!r} is not an exception type")
+    return obj
+
+
+def build(ref: str, offered: Mapping[str, Any], args: Mapping[str, Any] | None = None) -> Any:
+    """Instantiate a class with what its constructor asks for; return other objects as is."""
+    obj = resolve(ref)
+    if not inspect.isclass(obj):
+        return obj
+    return call_with(obj, offered, args or {}, what=ref)
+
+
+def call_with(
+    fn: Any, offered: Mapping[str, Any], args: Mapping[str, Any], *, what: str
+) -> Any:
+    """Call ``fn`` with the keyword arguments it declares, from ``args`` then ``offered``."""
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return fn(**args)
+    params = sig.parameters
+    takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in params.values())
+    kwargs: dict[str, Any] = {}
+    for name, p in params.items():
+        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        if name in args:
+            kwargs[name] = args[name]
+        elif name in offered:
+            kwargs[name] = offered[name]
+        elif p.default is p.empty:
+            raise InvalidDefinition(
+                f"{what} needs argument '{name}', which is neither offered "
+                f"({', '.join(sorted(offered))}) nor given in the manifest's args"
+            )
+    unknown = set(args) - set(params)
+    if unknown and not takes_kwargs:
+        raise InvalidDefinition(f"{what} does not accept argument(s) {', '.join(sorted(unknown))}")
+    if takes_kwargs:
+        kwargs.update({k: v for k, v in args.items() if k not in kwargs})
+    return fn(**kwargs)
+
+
+def ref_of(obj: Any) -> str:
+    """The ``module:qualname`` reference of a function or class (for @baton.job)."""
+    if isinstance(obj, str):
+        return obj
+    module = getattr(obj, "__module__", None)
+    qualname = getattr(obj, "__qualname__", None)
+    if not module or not qualname or "<locals>" in qualname or "<lambda>" in qualname:
+        raise InvalidDefinition(f"{obj!r} is not a module-level function or class")
+    return f"{module}:{qualname}"

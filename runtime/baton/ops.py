@@ -1,0 +1,387 @@
+"""JobOperator (start/stop/restart/abandon), JobExplorer (read-only queries) and a
+caching JobExplorer: the library API the CLI is a thin shell over.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from baton.domain import BatchStatus, JobParameter, ParamType, can_abandon, can_stop
+from baton.errors import (
+    InvalidParameters,
+    JobExecutionAlreadyRunning,
+    UnexpectedJobExecutionState,
+    UnknownJob,
+)
+from baton.executors.local import LocalExecutor, Tick, owner_alive
+from baton.registry import RegisteredJob
+from baton.repository import (
+    JobExecution,
+    JobInstance,
+    JobRepository,
+    SkippedItem,
+    StepExecution,
+)
+from baton.spec import BatchJob
+
+Launched = Callable[[JobExecution], None]
+
+
+class JobExplorer:
+    """Read-only queries over the job repository."""
+
+    def __init__(self, repository: JobRepository):
+        self.repository = repository
+
+    def job_names(self) -> list[str]:
+        return self.repository.job_names()
+
+    def job_summaries(self) -> list[dict[str, Any]]:
+        return self.repository.job_summaries()
+
+    def instances(self, job: str) -> list[JobInstance]:
+        found = self.repository.instances(job)
+        if not found and job not in self.repository.job_names():
+            raise UnknownJob(f"no job named '{job}' in the repository")
+        return found
+
+    def instance_count(self, job: str) -> int:
+        return len(self.instances(job))
+
+    def execution(self, execution_id: int) -> JobExecution:
+        return self.repository.get_execution(execution_id)
+
+    def executions(
+        self, job: str | None = None, *, running: bool = False, instance_id: int | None = None,
+        limit: int | None = None,
+    ) -> list[JobExecution]:
+        if job is not None and job not in self.repository.job_names():
+            raise UnknownJob(f"no job named '{job}' in the repository")
+        return self.repository.executions(
+            job=job, running=running, instance_id=instance_id, limit=limit
+        )
+
+    def execution_count(self, job: str) -> int:
+        return len(self.executions(job))
+
+    def running_executions(self, job: str | None = None) -> list[JobExecution]:
+        return self.executions(job, running=True)
+
+    def parameters(self, execution_id: int) -> dict[str, Any]:
+        return self.execution(execution_id).parameters.as_json()
+
+    def step_executions(self, execution_id: int) -> list[StepExecution]:
+        self.execution(execution_id)
+        return self.repository.step_executions(execution_id)
+
+    def step_execution(self, step_execution_id: int) -> StepExecution:
+        return self.repository.get_step(step_execution_id)
+
+    def skipped_items(self, execution_id: int) -> list[SkippedItem]:
+        self.execution(execution_id)
+        return self.repository.skipped_items(execution_id)
+
+    def summary(self, execution_id: int) -> dict[str, Any]:
+        return summarize(self.execution(execution_id), self.step_executions(execution_id))
+
+
+class CachingJobExplorer(JobExplorer):
+    """A JobExplorer that remembers answers: finished executions forever (they cannot
+    change), everything else for ``ttl`` seconds. For dashboards that poll."""
+
+    def __init__(self, repository: JobRepository, ttl: float = 2.0):
+        super().__init__(repository)
+        self.ttl = ttl
+        self._cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
+
+    def _cached(self, key: tuple[Any, ...], load: Callable[[], Any],
+                forever: Callable[[Any], bool] = lambda _: False) -> Any:
+        hit = self._cache.get(key)
+        now = time.monotonic()
+        if hit is not None and (hit[0] == float("inf") or now - hit[0] < self.ttl):
+            return hit[1]
+        value = load()
+        self._cache[key] = (float("inf") if forever(value) else now, value)
+        return value
+
+    def execution(self, execution_id: int) -> JobExecution:
+        return self._cached(  # type: ignore[no-any-return]
+            ("execution", execution_id),
+            lambda: super(CachingJobExplorer, self).execution(execution_id),
+            lambda e: e.status.terminal,
+        )
+
+    def step_executions(self, execution_id: int) -> list[StepExecution]:
+        return self._cached(  # type: ignore[no-any-return]
+            ("steps", execution_id),
+            lambda: super(CachingJobExplorer, self).step_executions(execution_id),
+            lambda _: self.execution(execution_id).status.terminal,
+        )
+
+    def executions(
+        self, job: str | None = None, *, running: bool = False, instance_id: int | None = None,
+        limit: int | None = None,
+    ) -> list[JobExecution]:
+        return self._cached(  # type: ignore[no-any-return]
+            ("executions", job, running, instance_id, limit),
+            lambda: super(CachingJobExplorer, self).executions(
+                job, running=running, instance_id=instance_id, limit=limit
+            ),
+        )
+
+    def job_names(self) -> list[str]:
+        return self._cached(  # type: ignore[no-any-return]
+            ("job_names",), lambda: super(CachingJobExplorer, self).job_names()
+        )
+
+    def invalidate(self) -> None:
+        self._cache.clear()
+
+
+class JobOperator:
+    """Start, restart, stop and abandon executions; run them with the local executor."""
+
+    def __init__(
+        self,
+        repository: JobRepository,
+        *,
+        in_process: bool = False,
+        on_tick: Tick | None = None,
+    ):
+        self.repository = repository
+        self.explorer = JobExplorer(repository)
+        self.in_process = in_process
+        self.on_tick = on_tick
+
+    # ------------------------------------------------------------ launching
+
+    def launch(
+        self,
+        job: BatchJob | RegisteredJob,
+        params: Mapping[str, Any] | None = None,
+        *,
+        source_dir: Path | None = None,
+    ) -> JobExecution:
+        """Create the execution (restart rules applied) without running it."""
+        if isinstance(job, RegisteredJob):
+            source_dir = source_dir or job.source_dir
+            job = job.job
+        bound = job.spec.bind(dict(params or {}))
+        self._recover_dead_last(job.name, bound.key())
+        return self.repository.launch(
+            job.name,
+            job.dump(),
+            bound,
+            prevent_restart=job.spec.prevent_restart,
+            source_dir=str(source_dir.resolve()) if source_dir else None,
+            owner=None,
+        )
+
+    def run(self, execution: JobExecution) -> JobExecution:
+        """Run a STARTING execution to a terminal state on this machine."""
+        executor = LocalExecutor(self.repository, in_process=self.in_process, on_tick=self.on_tick)
+        return executor.run(execution)
+
+    def start(
+        self,
+        job: BatchJob | RegisteredJob,
+        params: Mapping[str, Any] | None = None,
+        *,
+        source_dir: Path | None = None,
+        on_launched: Launched | None = None,
+    ) -> JobExecution:
+        execution = self.launch(job, params, source_dir=source_dir)
+        if on_launched:
+            on_launched(execution)
+        return self.run(execution)
+
+    def start_next_instance(
+        self,
+        job: BatchJob | RegisteredJob,
+        params: Mapping[str, Any] | None = None,
+        *,
+        source_dir: Path | None = None,
+        on_launched: Launched | None = None,
+    ) -> JobExecution:
+        """A new instance: the incrementer's ``run.id`` one past the largest used."""
+        definition = job.job if isinstance(job, RegisteredJob) else job
+        if not definition.spec.incrementer:
+            raise InvalidParameters(
+                f"job '{definition.name}' has no incrementer; add 'incrementer: run.id'"
+            )
+        raw = dict(params or {})
+        raw[definition.spec.incrementer] = self.repository.next_run_id(
+            definition.name, definition.spec.incrementer
+        )
+        return self.start(job, raw, source_dir=source_dir, on_launched=on_launched)
+
+    def restart(self, execution_id: int, *, on_launched: Launched | None = None) -> JobExecution:
+        """A new execution of the same instance, resuming from its checkpoints.
+
+        Uses the job definition snapshotted at launch, so no manifest is needed."""
+        self.recover(execution_id, quiet=True)
+        old = self.repository.get_execution(execution_id)
+        # The restart table applies to the instance's last execution, which may be newer.
+        job = BatchJob.model_validate(old.job_spec)
+        execution = self.repository.launch(
+            job.name,
+            old.job_spec,
+            old.parameters,
+            prevent_restart=job.spec.prevent_restart,
+            source_dir=old.source_dir,
+            owner=None,
+        )
+        if on_launched:
+            on_launched(execution)
+        return self.run(execution)
+
+    # ------------------------------------------------------------ control
+
+    def stop(self, execution_id: int) -> JobExecution:
+        """Ask a running execution to stop at its next chunk boundary (STOPPING).
+        An execution whose process is gone is marked STOPPED at once."""
+        execution = self.repository.get_execution(execution_id)
+        if execution.status is BatchStatus.STOPPING:
+            return execution
+        if not can_stop(execution.status):
+            raise UnexpectedJobExecutionState(
+                f"cannot stop execution {execution_id}: it is {execution.status.value}, "
+                "not running"
+            )
+        if owner_alive(execution.owner) is False:
+            self.repository.fail_running_steps(execution_id, "stopped: its process was gone")
+            return self.repository.transition(
+                execution_id, BatchStatus.STOPPED, allowed=(execution.status,), action="stop",
+                exit_code="STOPPED", description="stopped; its process was gone", end=True,
+            )
+        return self.repository.transition(
+            execution_id,
+            BatchStatus.STOPPING,
+            allowed=(BatchStatus.STARTING, BatchStatus.STARTED),
+            action="stop",
+        )
+
+    def abandon(self, execution_id: int) -> JobExecution:
+        """Mark a stopped or failed execution ABANDONED: its instance never restarts."""
+        execution = self.repository.get_execution(execution_id)
+        if execution.status.running:
+            self.recover(execution_id, quiet=True)
+            execution = self.repository.get_execution(execution_id)
+        if not can_abandon(execution.status):
+            hint = "; stop it first" if execution.status.running else ""
+            raise UnexpectedJobExecutionState(
+                f"cannot abandon execution {execution_id}: it is {execution.status.value}{hint}"
+            )
+        return self.repository.transition(
+            execution_id,
+            BatchStatus.ABANDONED,
+            allowed=(BatchStatus.STOPPED, BatchStatus.FAILED, BatchStatus.UNKNOWN),
+            action="abandon",
+            exit_code="ABANDONED",
+            end=True,
+        )
+
+    def recover(self, execution_id: int, *, force: bool = False, quiet: bool = False
+                ) -> JobExecution:
+        """Mark an execution FAILED whose process died while it ran (left STARTED), so it
+        can be restarted. ``force`` when its process ran on another host."""
+        execution = self.repository.get_execution(execution_id)
+        if not execution.status.running:
+            if quiet:
+                return execution
+            raise UnexpectedJobExecutionState(
+                f"cannot recover execution {execution_id}: it is {execution.status.value}, "
+                "not running"
+            )
+        alive = owner_alive(execution.owner)
+        if execution.owner is None and execution.status is BatchStatus.STARTING:
+            alive = None
+        if alive is True or (alive is None and not force):
+            if quiet:
+                return execution
+            where = f"owned by {execution.owner}" if execution.owner else "not started here"
+            raise JobExecutionAlreadyRunning(
+                f"execution {execution_id} is {execution.status.value} ({where}); "
+                + ("its process is alive" if alive else "use --force if its process is gone")
+            )
+        why = "recovered: the process running it was gone"
+        self.repository.fail_running_steps(execution_id, why)
+        return self.repository.transition(
+            execution_id, BatchStatus.FAILED, allowed=(execution.status,), action="recover",
+            exit_code="FAILED", description=why, end=True,
+        )
+
+    def _recover_dead_last(self, job_name: str, key: str) -> None:
+        for instance in self.repository.instances(job_name):
+            if instance.job_key == key:
+                last = self.repository.executions(instance_id=instance.id, limit=1)
+                if last and last[0].status.running:
+                    self.recover(last[0].id, quiet=True)
+                return
+
+
+# ---------------------------------------------------------------- summaries
+
+
+def step_summary(s: StepExecution) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "name": s.step_name,
+        "partition": s.partition,
+        "status": s.status.value,
+        "readCount": s.read_count,
+        "writeCount": s.write_count,
+        "filterCount": s.filter_count,
+        "skipCount": s.skip_count,
+        "readSkipCount": s.read_skip_count,
+        "processSkipCount": s.process_skip_count,
+        "writeSkipCount": s.write_skip_count,
+        "commitCount": s.commit_count,
+        "rollbackCount": s.rollback_count,
+        "totalCount": s.total_count,
+        "exitCode": s.exit_code,
+        "exitDescription": s.exit_description,
+        "startTime": _iso(s.start_time),
+        "endTime": _iso(s.end_time),
+        "worker": s.worker,
+        "peakMemoryKb": s.peak_memory_kb,
+        "incarnations": s.incarnations,
+        "result": s.result,
+    }
+
+
+def summarize(e: JobExecution, steps: list[StepExecution]) -> dict[str, Any]:
+    return {
+        "id": e.id,
+        "instanceId": e.instance_id,
+        "job": e.job_name,
+        "status": e.status.value,
+        "exitCode": e.exit_code,
+        "exitDescription": e.exit_description,
+        "attempt": e.attempt,
+        "parameters": e.parameters.as_json(),
+        "identifyingParameters": [p.name for p in e.parameters.items if p.identifying],
+        "createTime": _iso(e.created_at),
+        "startTime": _iso(e.start_time),
+        "endTime": _iso(e.end_time),
+        "context": e.context,
+        "steps": [step_summary(s) for s in steps],
+    }
+
+
+def _iso(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+__all__ = [
+    "CachingJobExplorer",
+    "JobExplorer",
+    "JobOperator",
+    "JobParameter",
+    "ParamType",
+    "step_summary",
+    "summarize",
+]

@@ -1,0 +1,17 @@
+"""The job repository: schema, migrations and queries (Spring Batch's JobRepository)."""
+
+from baton.repository.engine import DEFAULT_URL, normalize_url, redact
+from baton.repository.records import JobExecution, JobInstance, SkippedItem, StepExecution
+from baton.repository.store import Counts, JobRepository
+
+__all__ = [
+    "DEFAULT_URL",
+    "Counts",
+    "JobExecution",
+    "JobInstance",
+    "JobRepository",
+    "SkippedItem",
+    "StepExecution",
+    "normalize_url",
+    "redact",
+]

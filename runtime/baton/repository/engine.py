@@ -1,0 +1,141 @@
+"""Engines and schema migrations for SQLite (embedded default) and PostgreSQL (psycopg 3).
+
+SQLite is made safe for several processes at once (the executor, step processes and
+``baton stop`` from another terminal): WAL, a busy timeout, and write transactions
+that take the write lock up front (``BEGIN IMMEDIATE``) so they wait instead of
+failing on lock upgrade.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+from baton.errors import DatabaseUnavailable
+
+DEFAULT_URL = "sqlite:///baton.db"
+MIGRATIONS = Path(__file__).parent / "migrations"
+WRITE = "baton_write"
+
+
+def normalize_url(url: str) -> str:
+    """Accept the URLs people paste: plain ``postgresql://`` and ``postgres://`` mean psycopg 3."""
+    url = url.strip()
+    url = re.sub(r"^postgres(ql)?://", "postgresql+psycopg://", url)
+    return url
+
+
+def redact(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def make_engine(url: str) -> Engine:
+    url = normalize_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseUnavailable(f"not a database URL: {url!r}") from None
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(url)
+    if parsed.get_backend_name() != "postgresql":
+        raise DatabaseUnavailable(
+            f"unsupported database {parsed.get_backend_name()!r}: use sqlite:/// or postgresql://"
+        )
+    connect_args: dict[str, Any] = {
+        "connect_timeout": int(os.environ.get("BATON_DB_CONNECT_TIMEOUT", "10")),
+        "application_name": "baton",
+    }
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+
+def _sqlite_engine(url: str) -> Engine:
+    engine = create_engine(url, connect_args={"timeout": 60})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not pysqlite, decide when transactions begin.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=60000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get(WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+@contextmanager
+def write_transaction(engine: Engine) -> Iterator[Connection]:
+    """A transaction that will write: on SQLite it holds the write lock from the start."""
+    with engine.connect().execution_options(**{WRITE: True}) as conn, conn.begin():
+        yield conn
+
+
+@cache
+def _head() -> str:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    return str(ScriptDirectory.from_config(_alembic_config()).get_current_head())
+
+
+def _alembic_config() -> Any:
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return cfg
+
+
+def current_revision(conn: Connection) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
+    ctx = MigrationContext.configure(conn, opts={"version_table": "baton_alembic_version"})
+    rev = ctx.get_current_revision()
+    return None if rev is None else str(rev)
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to head; a no-op costing one query when it is there already.
+
+    Concurrent migrators (several pods starting at once) serialize on a lock.
+    """
+    try:
+        with engine.connect() as conn:
+            if current_revision(conn) == _head():
+                return
+    except OperationalError as e:
+        raise DatabaseUnavailable(
+            f"cannot reach database {redact(str(engine.url))}: {_reason(e)}"
+        ) from None
+    from alembic import command
+
+    with write_transaction(engine) as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(7234001)"))
+        cfg = _alembic_config()
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def _reason(e: OperationalError) -> str:
+    lines = [ln.strip() for ln in str(e.orig or e).splitlines() if ln.strip()]
+    return lines[0] if lines else type(e).__name__

@@ -1,0 +1,130 @@
+"""Tables of the job repository, in SQLAlchemy 2's typed ORM style.
+
+The Alembic migrations under ``migrations/versions`` create exactly these; a test
+compares the two so they cannot drift.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite only auto-increments INTEGER PRIMARY KEY; PostgreSQL gets BIGINT identities.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+Timestamp = DateTime(timezone=True)
+NO_PARTITION = -1
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSON, Any: JSON}
+
+
+class JobInstanceRow(Base):
+    __tablename__ = "baton_job_instance"
+    __table_args__ = (UniqueConstraint("job_name", "job_key", name="uq_baton_instance_key"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    job_name: Mapped[str] = mapped_column(String(253))
+    job_key: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+
+
+class JobExecutionRow(Base):
+    __tablename__ = "baton_job_execution"
+    __table_args__ = (
+        Index("ix_baton_execution_instance", "instance_id"),
+        Index("ix_baton_execution_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    instance_id: Mapped[int] = mapped_column(Id, ForeignKey("baton_job_instance.id"))
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    status: Mapped[str] = mapped_column(String(20))
+    exit_code: Mapped[str] = mapped_column(String(40), default="UNKNOWN")
+    exit_description: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+    start_time: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)
+    end_time: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)
+    last_updated: Mapped[dt.datetime] = mapped_column(Timestamp)
+    owner: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    source_dir: Mapped[str | None] = mapped_column(Text, nullable=True)
+    job_spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class JobParameterRow(Base):
+    __tablename__ = "baton_job_execution_param"
+
+    execution_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("baton_job_execution.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(String(255), primary_key=True)
+    type: Mapped[str] = mapped_column(String(16))
+    value: Mapped[str] = mapped_column(Text)
+    identifying: Mapped[bool] = mapped_column(Boolean)
+
+
+class StepExecutionRow(Base):
+    __tablename__ = "baton_step_execution"
+    __table_args__ = (
+        UniqueConstraint(
+            "job_execution_id", "step_name", "partition", name="uq_baton_step_partition"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    job_execution_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("baton_job_execution.id", ondelete="CASCADE")
+    )
+    step_name: Mapped[str] = mapped_column(String(63))
+    partition: Mapped[int] = mapped_column(Integer, default=NO_PARTITION)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(20))
+    read_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    write_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    filter_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    read_skip_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    process_skip_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    write_skip_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    commit_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    rollback_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    total_count: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    start_time: Mapped[dt.datetime] = mapped_column(Timestamp)
+    end_time: Mapped[dt.datetime | None] = mapped_column(Timestamp, nullable=True)
+    last_updated: Mapped[dt.datetime] = mapped_column(Timestamp)
+    exit_code: Mapped[str] = mapped_column(String(40), default="EXECUTING")
+    exit_description: Mapped[str] = mapped_column(Text, default="")
+    context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    result: Mapped[Any] = mapped_column(JSON, nullable=True)
+    worker: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    peak_memory_kb: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    incarnations: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class SkippedItemRow(Base):
+    __tablename__ = "baton_skipped_item"
+    __table_args__ = (Index("ix_baton_skipped_step", "step_execution_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    step_execution_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("baton_step_execution.id", ondelete="CASCADE")
+    )
+    phase: Mapped[str] = mapped_column(String(10))
+    item: Mapped[Any] = mapped_column(JSON, nullable=True)
+    error: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp)

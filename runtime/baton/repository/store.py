@@ -1,0 +1,718 @@
+"""The JobRepository: every read and write of batch metadata, nothing else.
+
+Hot path: ``checkpoint`` runs inside the chunk's own transaction (which may also hold
+the SQL writer's rows) and is one UPDATE that returns the job's status, so a stop
+request is noticed without another query. Everything else is off the hot path.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, Row, and_, func, insert, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.orm import Session
+
+from baton.domain import (
+    BatchStatus,
+    JobParameter,
+    JobParameters,
+    LaunchVerdict,
+    ParamType,
+    launch_verdict,
+    parse_value,
+    verdict_message,
+)
+from baton.errors import (
+    DatabaseUnavailable,
+    InstanceCompensated,
+    JobExecutionAlreadyRunning,
+    JobInstanceAlreadyComplete,
+    JobRestartRejected,
+    LaunchRejected,
+    NoSuchExecution,
+    OptimisticLockingFailure,
+    UnexpectedJobExecutionState,
+)
+from baton.repository.engine import make_engine, migrate, redact, write_transaction
+from baton.repository.records import JobExecution, JobInstance, SkippedItem, StepExecution
+from baton.repository.schema import (
+    NO_PARTITION,
+    JobExecutionRow,
+    JobInstanceRow,
+    JobParameterRow,
+    SkippedItemRow,
+    StepExecutionRow,
+)
+
+T = TypeVar("T")
+E = JobExecutionRow
+S = StepExecutionRow
+
+_REJECTIONS: dict[LaunchVerdict, type[LaunchRejected]] = {
+    LaunchVerdict.ALREADY_COMPLETE: JobInstanceAlreadyComplete,
+    LaunchVerdict.ALREADY_RUNNING: JobExecutionAlreadyRunning,
+    LaunchVerdict.ABANDONED: JobRestartRejected,
+    LaunchVerdict.PREVENT_RESTART: JobRestartRejected,
+    LaunchVerdict.UNKNOWN_STATE: JobRestartRejected,
+    LaunchVerdict.COMPENSATED: InstanceCompensated,
+}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def jsonable(value: Any) -> Any:
+    """Items and results as JSON: as they are when they can be, else their repr."""
+    try:
+        json.dumps(value)
+        return value
+    except (TypeError, ValueError):
+        if hasattr(value, "_asdict"):
+            return jsonable(value._asdict())
+        if hasattr(value, "__dict__") and not isinstance(value, type):
+            return jsonable(vars(value))
+        return repr(value)
+
+
+@dataclass
+class Counts:
+    """A step execution's counters, kept in memory by the chunk loop and written whole."""
+
+    read: int = 0
+    write: int = 0
+    filter: int = 0
+    read_skip: int = 0
+    process_skip: int = 0
+    write_skip: int = 0
+    commit: int = 0
+    rollback: int = 0
+
+    @property
+    def skip(self) -> int:
+        return self.read_skip + self.process_skip + self.write_skip
+
+    def columns(self) -> dict[str, int]:
+        return {
+            "read_count": self.read,
+            "write_count": self.write,
+            "filter_count": self.filter,
+            "read_skip_count": self.read_skip,
+            "process_skip_count": self.process_skip,
+            "write_skip_count": self.write_skip,
+            "commit_count": self.commit,
+            "rollback_count": self.rollback,
+        }
+
+
+class JobRepository:
+    """Instances, executions, parameters, step executions, contexts and skips."""
+
+    def __init__(self, url: str, *, engine: Engine | None = None, auto_migrate: bool = True):
+        self.engine = engine or make_engine(url)
+        self.url = str(self.engine.url.render_as_string(hide_password=False))
+        if auto_migrate:
+            migrate(self.engine)
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------ plumbing
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        """A read-only ORM session (entities come back as rows of the typed classes)."""
+        try:
+            with Session(self.engine) as session:
+                yield session
+        except OperationalError as e:
+            raise self._unavailable(e) from None
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A write transaction (the chunk loop uses it for its checkpoint)."""
+        try:
+            with write_transaction(self.engine) as conn:
+                yield conn
+        except OperationalError as e:
+            if _is_connection_error(e):
+                raise self._unavailable(e) from None
+            raise
+
+    def _unavailable(self, e: OperationalError) -> DatabaseUnavailable:
+        reason = str(e.orig or e).strip().splitlines()[0] if str(e.orig or e).strip() else "error"
+        return DatabaseUnavailable(f"cannot reach database {redact(self.url)}: {reason}")
+
+    # ------------------------------------------------------------ launch
+
+    def launch(
+        self,
+        job_name: str,
+        job_spec: dict[str, Any],
+        params: JobParameters,
+        *,
+        prevent_restart: bool,
+        source_dir: str | None,
+        owner: str | None,
+    ) -> JobExecution:
+        """Create the next JobExecution of the instance these parameters identify,
+        applying the restart table atomically (the instance row is locked)."""
+        key = params.key()
+        for _ in range(3):
+            try:
+                with self.write() as conn:
+                    execution_id = self._launch(
+                        conn, job_name, key, job_spec, params, prevent_restart, source_dir, owner
+                    )
+                return self.get_execution(execution_id)
+            except IntegrityError:
+                continue  # a concurrent launch created the instance first: re-run the rules
+        raise JobExecutionAlreadyRunning(f"job '{job_name}' is being launched concurrently")
+
+    def _launch(
+        self,
+        conn: Connection,
+        job_name: str,
+        key: str,
+        job_spec: dict[str, Any],
+        params: JobParameters,
+        prevent_restart: bool,
+        source_dir: str | None,
+        owner: str | None,
+    ) -> int:
+        now = utcnow()
+        q = select(JobInstanceRow.id).where(
+            JobInstanceRow.job_name == job_name, JobInstanceRow.job_key == key
+        )
+        if conn.dialect.name == "postgresql":
+            q = q.with_for_update()
+        instance_id = conn.execute(q).scalar()
+        last = None
+        if instance_id is None:
+            instance_id = conn.execute(
+                insert(JobInstanceRow).values(job_name=job_name, job_key=key, created_at=now)
+            ).inserted_primary_key[0]  # type: ignore[index]
+        else:
+            last = conn.execute(
+                select(E.id, E.status, E.attempt, E.context)
+                .where(E.instance_id == instance_id)
+                .order_by(E.id.desc())
+                .limit(1)
+            ).first()
+        verdict = launch_verdict(
+            BatchStatus(last.status) if last else None, prevent_restart=prevent_restart
+        )
+        if verdict not in (LaunchVerdict.NEW_INSTANCE, LaunchVerdict.RESTART):
+            raise _REJECTIONS[verdict](verdict_message(verdict, job_name, last.id if last else None))
+        execution_id: int = conn.execute(
+            insert(E).values(
+                instance_id=instance_id,
+                version=0,
+                attempt=(last.attempt + 1) if last else 1,
+                status=BatchStatus.STARTING.value,
+                exit_code="UNKNOWN",
+                exit_description="",
+                created_at=now,
+                last_updated=now,
+                owner=owner,
+                source_dir=source_dir,
+                job_spec=job_spec,
+                context=dict(last.context) if last else {},
+            )
+        ).inserted_primary_key[0]  # type: ignore[index]
+        if params.items:
+            conn.execute(
+                insert(JobParameterRow),
+                [
+                    {
+                        "execution_id": execution_id,
+                        "name": p.name,
+                        "type": p.type.value,
+                        "value": p.text,
+                        "identifying": p.identifying,
+                    }
+                    for p in params.items
+                ],
+            )
+        return execution_id
+
+    def next_run_id(self, job_name: str, param: str = "run.id") -> int:
+        """The incrementer: one more than the largest ``run.id`` any instance used."""
+        with self._read() as conn:
+            values = conn.execute(
+                select(JobParameterRow.value)
+                .join(E, E.id == JobParameterRow.execution_id)
+                .join(JobInstanceRow, JobInstanceRow.id == E.instance_id)
+                .where(JobInstanceRow.job_name == job_name, JobParameterRow.name == param)
+            ).scalars()
+            return max((int(v) for v in values), default=0) + 1
+
+    # ------------------------------------------------------------ queries
+
+    def get_execution(self, execution_id: int) -> JobExecution:
+        found = self._executions(E.id == execution_id)
+        if not found:
+            raise NoSuchExecution(f"no job execution with id {execution_id}")
+        return found[0]
+
+    def executions(
+        self,
+        *,
+        job: str | None = None,
+        running: bool = False,
+        instance_id: int | None = None,
+        limit: int | None = None,
+    ) -> list[JobExecution]:
+        conds = []
+        if job is not None:
+            conds.append(JobInstanceRow.job_name == job)
+        if running:
+            conds.append(E.status.in_([s.value for s in BatchStatus if s.running]))
+        if instance_id is not None:
+            conds.append(E.instance_id == instance_id)
+        return self._executions(and_(True, *conds), limit=limit)
+
+    def _executions(self, where: Any, limit: int | None = None) -> list[JobExecution]:
+        with self._read() as conn:
+            q = (
+                select(E, JobInstanceRow.job_name)
+                .join(JobInstanceRow, JobInstanceRow.id == E.instance_id)
+                .where(where)
+                .order_by(E.id.desc())
+            )
+            if limit:
+                q = q.limit(limit)
+            rows = conn.execute(q).all()
+            params = self._params(conn, [r[0].id for r in rows])
+        return [_execution(r[0], r[1], params.get(r[0].id, ())) for r in rows]
+
+    def _params(self, conn: Session, ids: list[int]) -> dict[int, tuple[JobParameter, ...]]:
+        out: dict[int, list[JobParameter]] = {}
+        if not ids:
+            return {}
+        rows = conn.execute(
+            select(JobParameterRow).where(JobParameterRow.execution_id.in_(ids))
+        ).scalars()
+        for p in rows:
+            kind = ParamType(p.type)
+            out.setdefault(p.execution_id, []).append(
+                JobParameter(p.name, kind, parse_value(kind, p.value), p.identifying)
+            )
+        return {k: tuple(v) for k, v in out.items()}
+
+    def instances(self, job: str) -> list[JobInstance]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(JobInstanceRow)
+                .where(JobInstanceRow.job_name == job)
+                .order_by(JobInstanceRow.id.desc())
+            ).scalars()
+            return [JobInstance(r.id, r.job_name, r.job_key, r.created_at) for r in rows]
+
+    def job_names(self) -> list[str]:
+        with self._read() as conn:
+            q = select(JobInstanceRow.job_name).distinct().order_by(JobInstanceRow.job_name)
+            return list(conn.execute(q).scalars())
+
+    def job_summaries(self) -> list[dict[str, Any]]:
+        """Per job: instance and execution counts and the last execution's status."""
+        with self._read() as conn:
+            counts = conn.execute(
+                select(
+                    JobInstanceRow.job_name,
+                    func.count(func.distinct(JobInstanceRow.id)),
+                    func.count(E.id),
+                    func.max(E.id),
+                )
+                .join(E, E.instance_id == JobInstanceRow.id, isouter=True)
+                .group_by(JobInstanceRow.job_name)
+                .order_by(JobInstanceRow.job_name)
+            ).all()
+            last_ids = [c[3] for c in counts if c[3] is not None]
+            last = dict(
+                conn.execute(select(E.id, E.status).where(E.id.in_(last_ids))).tuples().all()
+            )
+        return [
+            {
+                "job": name,
+                "instances": n_inst,
+                "executions": n_exec,
+                "lastExecutionId": last_id,
+                "lastStatus": last.get(last_id),
+            }
+            for name, n_inst, n_exec, last_id in counts
+        ]
+
+    def step_executions(self, execution_id: int) -> list[StepExecution]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(S).where(S.job_execution_id == execution_id).order_by(S.id)
+            ).scalars()
+            return [_step(r) for r in rows]
+
+    def get_step(self, step_execution_id: int) -> StepExecution:
+        with self._read() as conn:
+            row = conn.execute(select(S).where(S.id == step_execution_id)).scalar_one()
+            return _step(row)
+
+    def previous_steps(self, execution: JobExecution) -> dict[tuple[str, int | None], StepExecution]:
+        """The latest step execution of every (step, partition) in earlier executions
+        of the same instance: what the restart rules look at."""
+        with self._read() as conn:
+            latest = (
+                select(func.max(S.id))
+                .join(E, E.id == S.job_execution_id)
+                .where(E.instance_id == execution.instance_id, E.id < execution.id)
+                .group_by(S.step_name, S.partition)
+            )
+            rows = conn.execute(select(S).where(S.id.in_(latest))).scalars()
+            return {(r.step_name, _partition(r.partition)): _step(r) for r in rows}
+
+    def skipped_items(self, execution_id: int) -> list[SkippedItem]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(SkippedItemRow, S.step_name, S.partition)
+                .join(S, S.id == SkippedItemRow.step_execution_id)
+                .where(S.job_execution_id == execution_id)
+                .order_by(SkippedItemRow.id)
+            ).all()
+        return [
+            SkippedItem(
+                r[0].id, r[0].step_execution_id, r[1], _partition(r[2]),
+                r[0].phase, r[0].item, r[0].error, r[0].created_at,
+            )
+            for r in rows
+        ]
+
+    def counts(self, job: str) -> tuple[int, int]:
+        """(instances, executions) of a job."""
+        with self._read() as conn:
+            n_inst = conn.execute(
+                select(func.count()).where(JobInstanceRow.job_name == job)
+            ).scalar_one()
+            n_exec = conn.execute(
+                select(func.count())
+                .select_from(E)
+                .join(JobInstanceRow, JobInstanceRow.id == E.instance_id)
+                .where(JobInstanceRow.job_name == job)
+            ).scalar_one()
+        return int(n_inst), int(n_exec)
+
+    # ------------------------------------------------------------ transitions
+
+    def transition(
+        self,
+        execution_id: int,
+        to: BatchStatus,
+        *,
+        allowed: Iterable[BatchStatus],
+        action: str,
+        exit_code: str | None = None,
+        description: str | None = None,
+        start: bool = False,
+        end: bool = False,
+        owner: str | None = None,
+        decide: Callable[[JobExecution], BatchStatus | None] | None = None,
+    ) -> JobExecution:
+        """Move an execution to ``to`` if its status is one of ``allowed``, with
+        optimistic locking: a concurrent change makes it re-read and re-decide."""
+        allowed = frozenset(allowed)
+        for _ in range(10):
+            cur = self.get_execution(execution_id)
+            target = decide(cur) if decide else to
+            if target is None:
+                return cur
+            if cur.status not in allowed:
+                raise UnexpectedJobExecutionState(
+                    f"cannot {action} execution {execution_id}: it is {cur.status.value}"
+                    f" (allowed from {', '.join(sorted(s.value for s in allowed))})"
+                )
+            now = utcnow()
+            values: dict[str, Any] = {
+                "status": target.value,
+                "version": cur.version + 1,
+                "last_updated": now,
+            }
+            if exit_code is not None:
+                values["exit_code"] = exit_code
+            if description is not None:
+                values["exit_description"] = description[:20000]
+            if start:
+                values["start_time"] = cur.start_time or now
+                values["end_time"] = None
+            if end:
+                values["end_time"] = now
+            if owner is not None:
+                values["owner"] = owner
+            with self.write() as conn:
+                n = conn.execute(
+                    update(E).where(E.id == execution_id, E.version == cur.version).values(**values)
+                ).rowcount
+            if n == 1:
+                return self.get_execution(execution_id)
+        raise OptimisticLockingFailure(f"execution {execution_id} keeps changing; try again")
+
+    # ------------------------------------------------------------ steps
+
+    def open_step(
+        self,
+        execution: JobExecution,
+        step_name: str,
+        partition: int | None,
+        *,
+        worker: str | None,
+        fresh: bool,
+    ) -> StepExecution:
+        """Start (or resume) the step execution for (step, partition) in this execution.
+
+        A new one inherits the step context of the latest earlier attempt unless that
+        one COMPLETED (or ``fresh``): that is how a restart resumes from its checkpoint.
+        A row that already exists in this execution (a retried pod, the next
+        incarnation) is resumed in place, keeping its context and counts.
+        """
+        part = NO_PARTITION if partition is None else partition
+        now = utcnow()
+        with self.write() as conn:
+            row = conn.execute(
+                select(S.id, S.status).where(
+                    S.job_execution_id == execution.id, S.step_name == step_name, S.partition == part
+                )
+            ).first()
+            if row is not None:
+                if BatchStatus(row.status) is not BatchStatus.COMPLETED:
+                    conn.execute(
+                        update(S)
+                        .where(S.id == row.id)
+                        .values(
+                            status=BatchStatus.STARTED.value,
+                            incarnations=S.incarnations + 1,
+                            worker=worker,
+                            end_time=None,
+                            last_updated=now,
+                            version=S.version + 1,
+                        )
+                    )
+                step_id = row.id
+            else:
+                context: dict[str, Any] = {}
+                if not fresh:
+                    prev = conn.execute(
+                        select(S.status, S.context)
+                        .join(E, E.id == S.job_execution_id)
+                        .where(
+                            E.instance_id == execution.instance_id,
+                            E.id < execution.id,
+                            S.step_name == step_name,
+                            S.partition == part,
+                        )
+                        .order_by(S.id.desc())
+                        .limit(1)
+                    ).first()
+                    if prev is not None and BatchStatus(prev.status) is not BatchStatus.COMPLETED:
+                        context = dict(prev.context or {})
+                step_id = conn.execute(
+                    insert(S).values(
+                        job_execution_id=execution.id,
+                        step_name=step_name,
+                        partition=part,
+                        version=0,
+                        status=BatchStatus.STARTED.value,
+                        start_time=now,
+                        last_updated=now,
+                        exit_code="EXECUTING",
+                        exit_description="",
+                        context=context,
+                        worker=worker,
+                        incarnations=1,
+                        **Counts().columns(),
+                    )
+                ).inserted_primary_key[0]  # type: ignore[index]
+        return self.get_step(step_id)
+
+    def set_total(self, step_execution_id: int, total: int | None) -> None:
+        with self.write() as conn:
+            conn.execute(update(S).where(S.id == step_execution_id).values(total_count=total))
+
+    def checkpoint(
+        self,
+        conn: Connection,
+        step: StepExecution,
+        counts: Counts,
+        context: dict[str, Any],
+        skips: Sequence[tuple[str, Any, str]] = (),
+    ) -> BatchStatus:
+        """Record a committed chunk inside the caller's transaction; return the job's
+        status in the same statement (UPDATE ... RETURNING (SELECT status ...))."""
+        now = utcnow()
+        if skips:
+            conn.execute(
+                insert(SkippedItemRow),
+                [
+                    {
+                        "step_execution_id": step.id,
+                        "phase": phase,
+                        "item": jsonable(item),
+                        "error": error[:20000],
+                        "created_at": now,
+                    }
+                    for phase, item, error in skips
+                ],
+            )
+        job_status = (
+            select(E.status).where(E.id == step.job_execution_id).scalar_subquery()
+        )
+        status = conn.execute(
+            update(S)
+            .where(S.id == step.id)
+            .values(context=context, last_updated=now, **counts.columns())
+            .returning(job_status)
+        ).scalar_one()
+        return BatchStatus(status)
+
+    def finish_step(
+        self,
+        step: StepExecution,
+        status: BatchStatus,
+        *,
+        counts: Counts | None = None,
+        context: dict[str, Any] | None = None,
+        exit_code: str | None = None,
+        description: str = "",
+        result: Any = None,
+        peak_memory_kb: int | None = None,
+        job_context: dict[str, Any] | None = None,
+        conn: Connection | None = None,
+    ) -> None:
+        """Close a step execution (and save the job context it changed) in one transaction."""
+        values: dict[str, Any] = {
+            "status": status.value,
+            "exit_code": exit_code or status.value,
+            "exit_description": description[:20000],
+            "last_updated": utcnow(),
+            "version": S.version + 1,
+        }
+        if status.terminal:
+            values["end_time"] = values["last_updated"]
+        if counts is not None:
+            values.update(counts.columns())
+        if context is not None:
+            values["context"] = context
+        if result is not None:
+            values["result"] = jsonable(result)
+        if peak_memory_kb is not None:
+            values["peak_memory_kb"] = peak_memory_kb
+
+        def run(c: Connection) -> None:
+            c.execute(update(S).where(S.id == step.id).values(**values))
+            if job_context is not None:
+                c.execute(
+                    update(E)
+                    .where(E.id == step.job_execution_id)
+                    .values(context=jsonable(job_context), last_updated=utcnow())
+                )
+
+        if conn is not None:
+            run(conn)
+        else:
+            with self.write() as c:
+                run(c)
+
+    def fail_running_steps(self, execution_id: int, description: str) -> None:
+        """Recovery: step executions left STARTED by a dead process become FAILED."""
+        running = [s.value for s in BatchStatus if s.running]
+        with self.write() as conn:
+            conn.execute(
+                update(S)
+                .where(S.job_execution_id == execution_id, S.status.in_(running))
+                .values(
+                    status=BatchStatus.FAILED.value,
+                    exit_code="FAILED",
+                    exit_description=description,
+                    end_time=utcnow(),
+                    version=S.version + 1,
+                )
+            )
+
+
+# ---------------------------------------------------------------- row → record
+
+
+def _partition(p: int) -> int | None:
+    return None if p == NO_PARTITION else p
+
+
+def _execution(r: JobExecutionRow, job_name: str, params: Sequence[JobParameter]) -> JobExecution:
+    return JobExecution(
+        id=r.id,
+        instance_id=r.instance_id,
+        job_name=job_name,
+        version=r.version,
+        attempt=r.attempt,
+        status=BatchStatus(r.status),
+        exit_code=r.exit_code,
+        exit_description=r.exit_description,
+        created_at=_utc(r.created_at),
+        start_time=_utc(r.start_time),
+        end_time=_utc(r.end_time),
+        last_updated=_utc(r.last_updated),
+        owner=r.owner,
+        source_dir=r.source_dir,
+        job_spec=r.job_spec,
+        context=dict(r.context or {}),
+        parameters=JobParameters(tuple(params)),
+    )
+
+
+def _step(r: StepExecutionRow | Row[Any]) -> StepExecution:
+    return StepExecution(
+        id=r.id,
+        job_execution_id=r.job_execution_id,
+        step_name=r.step_name,
+        partition=_partition(r.partition),
+        version=r.version,
+        status=BatchStatus(r.status),
+        read_count=r.read_count,
+        write_count=r.write_count,
+        filter_count=r.filter_count,
+        read_skip_count=r.read_skip_count,
+        process_skip_count=r.process_skip_count,
+        write_skip_count=r.write_skip_count,
+        commit_count=r.commit_count,
+        rollback_count=r.rollback_count,
+        total_count=r.total_count,
+        start_time=_utc(r.start_time),
+        end_time=_utc(r.end_time),
+        last_updated=_utc(r.last_updated),
+        exit_code=r.exit_code,
+        exit_description=r.exit_description,
+        context=dict(r.context or {}),
+        result=r.result,
+        worker=r.worker,
+        peak_memory_kb=r.peak_memory_kb,
+        incarnations=r.incarnations,
+    )
+
+
+def _utc(value: Any) -> Any:
+    """SQLite hands back naive datetimes; everything Baton shows is UTC-aware."""
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value
+
+
+def _is_connection_error(e: OperationalError) -> bool:
+    text = str(e.orig or e).lower()
+    return any(
+        s in text
+        for s in ("connection", "could not connect", "unable to open", "server closed", "timeout")
+    )
