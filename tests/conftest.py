@@ -1,0 +1,97 @@
+"""Fixtures: a fresh job repository on SQLite and, where BATON_TEST_PG_URL points at a
+real server (``make test`` starts one), on PostgreSQL; helpers to run the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from baton.repository import JobRepository, normalize_url
+
+ROOT = Path(__file__).resolve().parent.parent
+JOBS = Path(__file__).resolve().parent / "jobs"
+PG_URL = os.environ.get("BATON_TEST_PG_URL")
+
+if os.environ.get("CI") and not PG_URL:
+    raise RuntimeError("CI needs BATON_TEST_PG_URL: run the tests with `make test`")
+
+BACKENDS = [
+    "sqlite",
+    pytest.param(
+        "postgresql",
+        marks=[
+            pytest.mark.postgres,
+            pytest.mark.skipif(not PG_URL, reason="BATON_TEST_PG_URL not set (use make test)"),
+        ],
+    ),
+]
+
+
+def _fresh_pg_database() -> tuple[str, str]:
+    assert PG_URL
+    base = normalize_url(PG_URL)
+    name = f"baton_t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return base.rsplit("/", 1)[0] + "/" + name, name
+
+
+def _drop_pg_database(name: str) -> None:
+    assert PG_URL
+    admin = create_engine(normalize_url(PG_URL), isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A URL of an empty database, on each backend."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'baton.db'}"
+        return
+    url, name = _fresh_pg_database()
+    try:
+        yield url
+    finally:
+        _drop_pg_database(name)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'baton.db'}"
+
+
+@pytest.fixture
+def repo(db_url: str) -> Iterator[JobRepository]:
+    r = JobRepository(db_url)
+    yield r
+    r.dispose()
+
+
+@pytest.fixture(autouse=True)
+def _jobs_importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Test job code (tests/jobs) importable in-process, and in step subprocesses."""
+    monkeypatch.syspath_prepend(str(JOBS))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(JOBS), str(ROOT / "runtime"), os.environ.get("PYTHONPATH", "")]
+    ))
+
+
+def baton(*args: str, db: str, cwd: Path | None = None, timeout: float = 120,
+          env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the real `baton` CLI in a subprocess."""
+    full_env = dict(os.environ, BATON_DB_URL=db, COLUMNS="200", **(env or {}))
+    return subprocess.run(
+        [sys.executable, "-m", "baton", *args],
+        cwd=cwd or ROOT, env=full_env, capture_output=True, text=True, timeout=timeout,
+    )
