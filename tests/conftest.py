@@ -11,9 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-
 from baton.repository import JobRepository, normalize_url
+from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parent.parent
 JOBS = Path(__file__).resolve().parent / "jobs"
@@ -82,16 +81,26 @@ def repo(db_url: str) -> Iterator[JobRepository]:
 def _jobs_importable(monkeypatch: pytest.MonkeyPatch) -> None:
     """Test job code (tests/jobs) importable in-process, and in step subprocesses."""
     monkeypatch.syspath_prepend(str(JOBS))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [str(JOBS), str(ROOT / "runtime"), os.environ.get("PYTHONPATH", "")]
-    ))
+    monkeypatch.setenv(
+        "PYTHONPATH",
+        os.pathsep.join([str(JOBS), str(ROOT / "runtime"), os.environ.get("PYTHONPATH", "")]),
+    )
 
 
-def baton(*args: str, db: str, cwd: Path | None = None, timeout: float = 120,
-          env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def baton(
+    *args: str,
+    db: str,
+    cwd: Path | None = None,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+) -> subprocess.CompletedProcess[str]:
     """Run the real `baton` CLI in a subprocess."""
     full_env = dict(os.environ, BATON_DB_URL=db, COLUMNS="200", **(env or {}))
     return subprocess.run(
         [sys.executable, "-m", "baton", *args],
-        cwd=cwd or ROOT, env=full_env, capture_output=True, text=True, timeout=timeout,
+        cwd=cwd or ROOT,
+        env=full_env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )

@@ -35,7 +35,9 @@ err = Console(stderr=True)
 
 Db = Annotated[
     str,
-    typer.Option("--db", envvar="BATON_DB_URL", help="Job repository URL (sqlite:/// or postgresql://)."),
+    typer.Option(
+        "--db", envvar="BATON_DB_URL", help="Job repository URL (sqlite:/// or postgresql://)."
+    ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 Params = Annotated[
@@ -47,8 +49,14 @@ JobName = Annotated[
 NoProgress = Annotated[bool, typer.Option("--no-progress", help="No live progress bar.")]
 
 STATUS_STYLE = {
-    "COMPLETED": "green", "FAILED": "red", "STOPPED": "yellow", "STOPPING": "yellow",
-    "STARTED": "cyan", "STARTING": "cyan", "ABANDONED": "magenta", "UNKNOWN": "red",
+    "COMPLETED": "green",
+    "FAILED": "red",
+    "STOPPED": "yellow",
+    "STOPPING": "yellow",
+    "STARTED": "cyan",
+    "STARTING": "cyan",
+    "ABANDONED": "magenta",
+    "UNKNOWN": "red",
 }
 
 
@@ -76,8 +84,10 @@ class ProgressView:
             TextColumn("[bold]{task.fields[step]:<12}"),
             BarColumn(bar_width=20),
             TextColumn("{task.percentage:>3.0f}%"),
-            TextColumn("{task.fields[read]:>9,} read {task.fields[written]:>9,} written"
-                       " {task.fields[skipped]:>3,} skipped"),
+            TextColumn(
+                "{task.fields[read]:>9,} read {task.fields[written]:>9,} written"
+                " {task.fields[skipped]:>3,} skipped"
+            ),
             TextColumn("{task.fields[status]}"),
             TimeElapsedColumn(),
             console=console,
@@ -102,9 +112,12 @@ class ProgressView:
             if s.status is BatchStatus.COMPLETED:
                 total = total if total is not None and total >= done else max(done, 1)
                 done = total
-            fields = {
-                "step": name, "read": s.read_count, "written": s.write_count,
-                "skipped": s.skip_count, "status": _styled(s.status.value),
+            fields: dict[str, Any] = {
+                "step": name,
+                "read": s.read_count,
+                "written": s.write_count,
+                "skipped": s.skip_count,
+                "status": _styled(s.status.value),
             }
             if key not in self.tasks:
                 self.tasks[key] = self.progress.add_task(name, total=total, **fields)
@@ -154,7 +167,9 @@ def _registry(target: str) -> JobRegistry:
 
 @app.command()
 def run(
-    manifest: Annotated[str, typer.Argument(help="BatchJob YAML, a .py file or a module with @baton.job.")],
+    manifest: Annotated[
+        str, typer.Argument(help="BatchJob YAML, a .py file or a module with @baton.job.")
+    ],
     param: Params = None,
     job: JobName = None,
     db: Db = DEFAULT_URL,
@@ -164,8 +179,9 @@ def run(
     """Run a job locally to the end (restarts a FAILED/STOPPED instance with these parameters)."""
     entry = _registry(manifest).only(job)
     params = parse_cli_params(param or [])
-    _execute(db, as_json, no_progress,
-             lambda op, launched: op.start(entry, params, on_launched=launched))
+    _execute(
+        db, as_json, no_progress, lambda op, launched: op.start(entry, params, on_launched=launched)
+    )
 
 
 @app.command("start-next")
@@ -180,8 +196,12 @@ def start_next(
     """Run a new instance of a job that has an incrementer (next run.id)."""
     entry = _registry(manifest).only(job)
     params = parse_cli_params(param or [])
-    _execute(db, as_json, no_progress,
-             lambda op, launched: op.start_next_instance(entry, params, on_launched=launched))
+    _execute(
+        db,
+        as_json,
+        no_progress,
+        lambda op, launched: op.start_next_instance(entry, params, on_launched=launched),
+    )
 
 
 @app.command()
@@ -192,8 +212,12 @@ def restart(
     no_progress: NoProgress = False,
 ) -> None:
     """Restart a FAILED or STOPPED execution from its last checkpoint."""
-    _execute(db, as_json, no_progress,
-             lambda op, launched: op.restart(execution_id, on_launched=launched))
+    _execute(
+        db,
+        as_json,
+        no_progress,
+        lambda op, launched: op.restart(execution_id, on_launched=launched),
+    )
 
 
 @app.command()
@@ -215,8 +239,9 @@ def stop(
         execution = repo.get_execution(execution_id)
     _report(execution, as_json)
     if wait and execution.status.running:
-        err.print(f"error: execution {execution_id} still {execution.status.value} "
-                  f"after {timeout:g}s")
+        err.print(
+            f"error: execution {execution_id} still {execution.status.value} after {timeout:g}s"
+        )
         raise typer.Exit(ExitCode.FAILED)
 
 
@@ -259,8 +284,13 @@ def jobs(db: Db = DEFAULT_URL, as_json: AsJson = False) -> None:
         return _print_json(rows)
     t = Table("Job", "Instances", "Executions", "Last execution", "Last status")
     for r in rows:
-        t.add_row(r["job"], str(r["instances"]), str(r["executions"]),
-                  str(r["lastExecutionId"] or ""), _styled(r["lastStatus"] or ""))
+        t.add_row(
+            r["job"],
+            str(r["instances"]),
+            str(r["executions"]),
+            str(r["lastExecutionId"] or ""),
+            _styled(r["lastStatus"] or ""),
+        )
     out.print(t)
 
 
@@ -273,12 +303,15 @@ def instances(
     """Instances of a job (one per set of identifying parameters)."""
     explorer = JobExplorer(_repo(db))
     found = explorer.instances(job)
-    last = {}
-    for e in explorer.executions(job):
+    last: dict[int, JobExecution] = {}
+    for e in explorer.executions(job):  # newest first
         last.setdefault(e.instance_id, e)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
-            "id": i.id, "job": i.job_name, "key": i.job_key, "createTime": i.created_at.isoformat(),
+            "id": i.id,
+            "job": i.job_name,
+            "key": i.job_key,
+            "createTime": i.created_at.isoformat(),
             "parameters": last[i.id].parameters.as_json() if i.id in last else {},
             "lastExecutionId": last[i.id].id if i.id in last else None,
             "lastStatus": last[i.id].status.value if i.id in last else None,
@@ -289,8 +322,13 @@ def instances(
         return _print_json(rows)
     t = Table("Instance", "Parameters", "Last execution", "Last status", "Created")
     for r in rows:
-        t.add_row(str(r["id"]), _params_text(r["parameters"]), str(r["lastExecutionId"] or ""),
-                  _styled(r["lastStatus"] or ""), r["createTime"][:19])
+        t.add_row(
+            str(r["id"]),
+            _params_text(r["parameters"]),
+            str(r["lastExecutionId"] or ""),
+            _styled(r["lastStatus"] or ""),
+            r["createTime"][:19],
+        )
     out.print(t)
 
 
@@ -300,8 +338,12 @@ def _params_text(params: dict[str, Any]) -> str:
 
 def _execution_row(e: JobExecution) -> dict[str, Any]:
     return {
-        "id": e.id, "instanceId": e.instance_id, "job": e.job_name, "status": e.status.value,
-        "attempt": e.attempt, "exitCode": e.exit_code,
+        "id": e.id,
+        "instanceId": e.instance_id,
+        "job": e.job_name,
+        "status": e.status.value,
+        "attempt": e.attempt,
+        "exitCode": e.exit_code,
         "exitDescription": e.exit_description.split("\n", 1)[0],
         "parameters": e.parameters.as_json(),
         "startTime": e.start_time.isoformat() if e.start_time else None,
@@ -318,15 +360,24 @@ def executions(
     as_json: AsJson = False,
 ) -> None:
     """Job executions, newest first."""
-    rows = [_execution_row(e) for e in
-            JobExplorer(_repo(db)).executions(job, running=running, limit=limit)]
+    rows = [
+        _execution_row(e)
+        for e in JobExplorer(_repo(db)).executions(job, running=running, limit=limit)
+    ]
     if as_json:
         return _print_json(rows)
     t = Table("ID", "Job", "Instance", "Attempt", "Status", "Parameters", "Started", "Exit")
     for r in rows:
-        t.add_row(str(r["id"]), r["job"], str(r["instanceId"]), str(r["attempt"]),
-                  _styled(r["status"]), _params_text(r["parameters"]),
-                  (r["startTime"] or "")[:19], r["exitDescription"][:60])
+        t.add_row(
+            str(r["id"]),
+            r["job"],
+            str(r["instanceId"]),
+            str(r["attempt"]),
+            _styled(r["status"]),
+            _params_text(r["parameters"]),
+            (r["startTime"] or "")[:19],
+            r["exitDescription"][:60],
+        )
     out.print(t)
 
 
@@ -349,14 +400,38 @@ def show(
     out.print(f"parameters: {_params_text(summary['parameters']) or '-'}", highlight=False)
     if summary["exitDescription"]:
         out.print(f"exit: {summary['exitDescription'].splitlines()[0]}", highlight=False)
-    t = Table("Step", "Status", "Read", "Written", "Filtered", "Skipped", "Commits",
-              "Rollbacks", "Peak MiB", "Exit")
+    t = Table(
+        "Step",
+        "Status",
+        "Read",
+        "Written",
+        "Filtered",
+        "Skipped",
+        "Commits",
+        "Rollbacks",
+        "Peak MiB",
+        "Exit",
+    )
     for s in summary["steps"]:
         name = s["name"] if s["partition"] is None else f"{s['name']}[{s['partition']}]"
         mem = f"{s['peakMemoryKb'] / 1024:.0f}" if s["peakMemoryKb"] else ""
-        t.add_row(name, _styled(s["status"]), *(str(s[k]) for k in (
-            "readCount", "writeCount", "filterCount", "skipCount", "commitCount",
-            "rollbackCount")), mem, (s["exitDescription"] or "").split("\n", 1)[0][:60])
+        t.add_row(
+            name,
+            _styled(s["status"]),
+            *(
+                str(s[k])
+                for k in (
+                    "readCount",
+                    "writeCount",
+                    "filterCount",
+                    "skipCount",
+                    "commitCount",
+                    "rollbackCount",
+                )
+            ),
+            mem,
+            (s["exitDescription"] or "").split("\n", 1)[0][:60],
+        )
     out.print(t)
 
 
@@ -368,8 +443,14 @@ def skips(
 ) -> None:
     """Items skipped by an execution, with the error that made each one skip."""
     rows = [
-        {"id": s.id, "step": s.step_name, "partition": s.partition, "phase": s.phase,
-         "item": s.item, "error": s.error}
+        {
+            "id": s.id,
+            "step": s.step_name,
+            "partition": s.partition,
+            "phase": s.phase,
+            "item": s.item,
+            "error": s.error,
+        }
         for s in JobExplorer(_repo(db)).skipped_items(execution_id)
     ]
     if as_json:
@@ -418,4 +499,3 @@ def main() -> None:
 
 if __name__ == "__main__":  # pragma: no cover
     main()
-

@@ -199,7 +199,7 @@ class JobParameters:
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     def with_param(self, param: JobParameter) -> JobParameters:
-        return JobParameters(tuple(p for p in self.items if p.name != param.name) + (param,))
+        return JobParameters((*(p for p in self.items if p.name != param.name), param))
 
 
 # ---------------------------------------------------------------- restart rules
@@ -246,8 +246,7 @@ def verdict_message(verdict: LaunchVerdict, job: str, execution_id: int | None) 
         "stop it first, or recover it if its process died",
         LaunchVerdict.ABANDONED: f"{where} was abandoned and can never be restarted; "
         "start a new instance",
-        LaunchVerdict.COMPENSATED: f"{where} was rolled back by compensation; "
-        "start a new instance",
+        LaunchVerdict.COMPENSATED: f"{where} was rolled back by compensation; start a new instance",
         LaunchVerdict.PREVENT_RESTART: f"{where} failed or stopped, and the job sets "
         "preventRestart",
         LaunchVerdict.UNKNOWN_STATE: f"{where} is in state UNKNOWN; recover it first",
@@ -263,9 +262,7 @@ def can_abandon(status: BatchStatus) -> bool:
     return status in (BatchStatus.STOPPED, BatchStatus.FAILED, BatchStatus.UNKNOWN)
 
 
-def step_should_run(
-    last: BatchStatus | None, *, allow_start_if_complete: bool
-) -> bool:
+def step_should_run(last: BatchStatus | None, *, allow_start_if_complete: bool) -> bool:
     """On (re)start, a step whose last execution in the instance COMPLETED is skipped."""
     return last is not BatchStatus.COMPLETED or allow_start_if_complete
 

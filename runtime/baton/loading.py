@@ -40,7 +40,9 @@ def resolve(ref: str) -> Any:
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise ImportFailed(f"cannot import {ref!r}: {module_name} has no '{attr_path}'") from None
+            raise ImportFailed(
+                f"cannot import {ref!r}: {module_name} has no '{attr_path}'"
+            ) from None
     return obj
 
 
@@ -68,9 +70,7 @@ def build(ref: str, offered: Mapping[str, Any], args: Mapping[str, Any] | None =
     return call_with(obj, offered, args or {}, what=ref)
 
 
-def call_with(
-    fn: Any, offered: Mapping[str, Any], args: Mapping[str, Any], *, what: str
-) -> Any:
+def call_with(fn: Any, offered: Mapping[str, Any], args: Mapping[str, Any], *, what: str) -> Any:
     """Call ``fn`` with the keyword arguments it declares, from ``args`` then ``offered``."""
     try:
         sig = inspect.signature(fn)

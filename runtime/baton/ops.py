@@ -17,6 +17,7 @@ from baton.errors import (
     UnknownJob,
 )
 from baton.executors.local import LocalExecutor, Tick, owner_alive
+from baton.loading import add_import_paths, resolve, resolve_exception
 from baton.registry import RegisteredJob
 from baton.repository import (
     JobExecution,
@@ -55,7 +56,11 @@ class JobExplorer:
         return self.repository.get_execution(execution_id)
 
     def executions(
-        self, job: str | None = None, *, running: bool = False, instance_id: int | None = None,
+        self,
+        job: str | None = None,
+        *,
+        running: bool = False,
+        instance_id: int | None = None,
         limit: int | None = None,
     ) -> list[JobExecution]:
         if job is not None and job not in self.repository.job_names():
@@ -97,8 +102,12 @@ class CachingJobExplorer(JobExplorer):
         self.ttl = ttl
         self._cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
 
-    def _cached(self, key: tuple[Any, ...], load: Callable[[], Any],
-                forever: Callable[[Any], bool] = lambda _: False) -> Any:
+    def _cached(
+        self,
+        key: tuple[Any, ...],
+        load: Callable[[], Any],
+        forever: Callable[[Any], bool] = lambda _: False,
+    ) -> Any:
         hit = self._cache.get(key)
         now = time.monotonic()
         if hit is not None and (hit[0] == float("inf") or now - hit[0] < self.ttl):
@@ -122,7 +131,11 @@ class CachingJobExplorer(JobExplorer):
         )
 
     def executions(
-        self, job: str | None = None, *, running: bool = False, instance_id: int | None = None,
+        self,
+        job: str | None = None,
+        *,
+        running: bool = False,
+        instance_id: int | None = None,
         limit: int | None = None,
     ) -> list[JobExecution]:
         return self._cached(  # type: ignore[no-any-return]
@@ -150,11 +163,13 @@ class JobOperator:
         *,
         in_process: bool = False,
         on_tick: Tick | None = None,
+        check_imports: bool = True,
     ):
         self.repository = repository
         self.explorer = JobExplorer(repository)
         self.in_process = in_process
         self.on_tick = on_tick
+        self.check_imports = check_imports
 
     # ------------------------------------------------------------ launching
 
@@ -170,6 +185,8 @@ class JobOperator:
             source_dir = source_dir or job.source_dir
             job = job.job
         bound = job.spec.bind(dict(params or {}))
+        if self.check_imports:
+            check_imports(job, source_dir)
         self._recover_dead_last(job.name, bound.key())
         return self.repository.launch(
             job.name,
@@ -248,14 +265,18 @@ class JobOperator:
             return execution
         if not can_stop(execution.status):
             raise UnexpectedJobExecutionState(
-                f"cannot stop execution {execution_id}: it is {execution.status.value}, "
-                "not running"
+                f"cannot stop execution {execution_id}: it is {execution.status.value}, not running"
             )
         if owner_alive(execution.owner) is False:
             self.repository.fail_running_steps(execution_id, "stopped: its process was gone")
             return self.repository.transition(
-                execution_id, BatchStatus.STOPPED, allowed=(execution.status,), action="stop",
-                exit_code="STOPPED", description="stopped; its process was gone", end=True,
+                execution_id,
+                BatchStatus.STOPPED,
+                allowed=(execution.status,),
+                action="stop",
+                exit_code="STOPPED",
+                description="stopped; its process was gone",
+                end=True,
             )
         return self.repository.transition(
             execution_id,
@@ -284,8 +305,9 @@ class JobOperator:
             end=True,
         )
 
-    def recover(self, execution_id: int, *, force: bool = False, quiet: bool = False
-                ) -> JobExecution:
+    def recover(
+        self, execution_id: int, *, force: bool = False, quiet: bool = False
+    ) -> JobExecution:
         """Mark an execution FAILED whose process died while it ran (left STARTED), so it
         can be restarted. ``force`` when its process ran on another host."""
         execution = self.repository.get_execution(execution_id)
@@ -310,8 +332,13 @@ class JobOperator:
         why = "recovered: the process running it was gone"
         self.repository.fail_running_steps(execution_id, why)
         return self.repository.transition(
-            execution_id, BatchStatus.FAILED, allowed=(execution.status,), action="recover",
-            exit_code="FAILED", description=why, end=True,
+            execution_id,
+            BatchStatus.FAILED,
+            allowed=(execution.status,),
+            action="recover",
+            exit_code="FAILED",
+            description=why,
+            end=True,
         )
 
     def _recover_dead_last(self, job_name: str, key: str) -> None:
@@ -321,6 +348,20 @@ class JobOperator:
                 if last and last[0].status.running:
                     self.recover(last[0].id, quiet=True)
                 return
+
+
+def check_imports(job: BatchJob, source_dir: Path | None) -> None:
+    """Resolve every ``module:attr`` and exception name before anything is recorded,
+    so a typo is one clear error instead of a failed execution."""
+    add_import_paths([source_dir, Path.cwd()])
+    for step in job.spec.steps:
+        refs = [step.tasklet] if step.tasklet else []
+        if step.chunk is not None:
+            refs += [r for r in (step.chunk.reader, step.chunk.processor, step.chunk.writer) if r]
+            for name in (*step.chunk.skip, *step.chunk.retry):
+                resolve_exception(name)
+        for ref in refs:
+            resolve(ref)
 
 
 # ---------------------------------------------------------------- summaries

@@ -77,9 +77,7 @@ class JobRegistry:
             return self.get(name)
         if len(self._jobs) == 1:
             return next(iter(self._jobs.values()))
-        raise UnknownJob(
-            f"several jobs defined ({', '.join(self.names())}); choose one with --job"
-        )
+        raise UnknownJob(f"several jobs defined ({', '.join(self.names())}); choose one with --job")
 
     def load(self, target: str) -> JobRegistry:
         """Load a YAML manifest, a ``.py`` file or an importable module name."""
@@ -95,7 +93,7 @@ class JobRegistry:
                 raise InvalidDefinition(f"no such file: {target}")
             add_import_paths([path.parent, Path.cwd()])
             module = _import_file(path)
-            source = path.parent
+            source: Path | None = path.parent
         else:
             add_import_paths([Path.cwd()])
             try:
@@ -109,8 +107,11 @@ class JobRegistry:
         return self
 
     def discover(self, objects: Iterable[Any], source_dir: Path | None) -> list[RegisteredJob]:
-        return [self.register(o.__baton_job__(), source_dir) for o in objects
-                if callable(getattr(o, JOB_ATTR, None))]
+        return [
+            self.register(o.__baton_job__(), source_dir)
+            for o in objects
+            if callable(getattr(o, JOB_ATTR, None))
+        ]
 
 
 def _import_file(path: Path) -> Any:
@@ -136,19 +137,21 @@ def _import_file(path: Path) -> Any:
 
 def param(
     name: str,
-    type: str | ParamType = ParamType.STRING,  # noqa: A002 - mirrors the manifest field
+    type: str | ParamType = ParamType.STRING,
     *,
     identifying: bool = True,
     default: Any = None,
 ) -> ParameterSpec:
-    return ParameterSpec(name=name, type=ParamType(type), identifying=identifying,
-                         default=default)
+    return ParameterSpec(name=name, type=ParamType(type), identifying=identifying, default=default)
 
 
-def tasklet(name: str, fn: Any, *, allow_start_if_complete: bool = False,
-            **args: Any) -> StepSpec:
-    return StepSpec(name=name, tasklet=ref_of(fn), tasklet_args=args,
-                    allow_start_if_complete=allow_start_if_complete)
+def tasklet(name: str, fn: Any, *, allow_start_if_complete: bool = False, **args: Any) -> StepSpec:
+    return StepSpec(
+        name=name,
+        tasklet=ref_of(fn),
+        tasklet_args=args,
+        allow_start_if_complete=allow_start_if_complete,
+    )
 
 
 def _exc_name(e: Any) -> str:

@@ -168,7 +168,7 @@ class ObjectMeta(Model):
 class BatchJob(Model):
     """The definition of a job: ``kind: BatchJob``."""
 
-    api_version: Literal["baton.dev/v1alpha1"] = Field(default=API_VERSION)
+    api_version: Literal["baton.dev/v1alpha1"] = "baton.dev/v1alpha1"
     kind: Literal["BatchJob"] = "BatchJob"
     metadata: ObjectMeta
     spec: JobSpec

@@ -5,9 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import Column, Date, Integer, MetaData, Numeric, String, Table
-
 from baton import CsvReader, SqlWriter
+from sqlalchemy import Column, Date, Integer, MetaData, Numeric, String, Table
 
 from orders.jobs import input_path
 

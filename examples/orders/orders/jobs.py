@@ -32,8 +32,15 @@ def generate(path: Path, day: dt.date, rows: int) -> None:
         for i in range(1, rows + 1):
             amount = "n/a" if i % BAD_EVERY == 0 else f"{rng.uniform(1, 500):.2f}"
             status = "cancelled" if rng.random() < 0.02 else "paid"
-            w.writerow([i, f"c{rng.randrange(1, 5000):05d}", amount,
-                        rng.choice(["EUR", "USD", "GBP"]), status])
+            w.writerow(
+                [
+                    i,
+                    f"c{rng.randrange(1, 5000):05d}",
+                    amount,
+                    rng.choice(["EUR", "USD", "GBP"]),
+                    status,
+                ]
+            )
     tmp.replace(path)
 
 

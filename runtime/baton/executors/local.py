@@ -18,7 +18,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from baton.domain import BatchStatus
@@ -173,17 +173,18 @@ class LocalExecutor:
         if self._signalled.is_set():
             self._honour_signal(self.repo.get_execution(execution.id))
         if self.on_tick is not None:
-            try:
+            with suppress(BatonError):  # a display glitch must not fail the job
                 self.on_tick(execution, self.repo.step_executions(execution.id))
-            except BatonError:
-                pass
 
     def _record_lost_step(self, execution: JobExecution, step: str, why: str) -> None:
         """A step process that ended without recording an end (crash, kill, bad
         definition) is recorded FAILED, so the flow moves on instead of looping."""
         record = next(
-            (s for s in self.repo.step_executions(execution.id)
-             if s.step_name == step and s.partition is None),
+            (
+                s
+                for s in self.repo.step_executions(execution.id)
+                if s.step_name == step and s.partition is None
+            ),
             None,
         )
         if record is not None and record.status.terminal:

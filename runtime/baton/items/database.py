@@ -50,9 +50,18 @@ class SqlReader:
 
     name = "sql"
 
-    def __init__(self, table: str, key: str = "id", *, columns: Sequence[str] | None = None,
-                 where: str | None = None, page_size: int = 1000, url: str | None = None,
-                 step: StepContext | None = None, name: str | None = None):
+    def __init__(
+        self,
+        table: str,
+        key: str = "id",
+        *,
+        columns: Sequence[str] | None = None,
+        where: str | None = None,
+        page_size: int = 1000,
+        url: str | None = None,
+        step: StepContext | None = None,
+        name: str | None = None,
+    ):
         self.table_name = table
         self.key_column = key
         self.columns = list(columns) if columns else None
@@ -76,8 +85,9 @@ class SqlReader:
         except NoSuchTableError:
             raise BatonError(f"SqlReader: no table '{self.table_name}'") from None
         if self.key_column not in self.table.c:
-            raise BatonError(f"SqlReader: table '{self.table_name}' has no column "
-                             f"'{self.key_column}'")
+            raise BatonError(
+                f"SqlReader: table '{self.table_name}' has no column '{self.key_column}'"
+            )
 
     def _fetch(self) -> list[dict[str, Any]]:
         key = self.table.c[self.key_column]
@@ -122,8 +132,14 @@ class SqlWriter:
     table: str | Table | None = None
     create: bool = False
 
-    def __init__(self, table: str | Table | None = None, *, url: str | None = None,
-                 create: bool | None = None, step: StepContext | None = None):
+    def __init__(
+        self,
+        table: str | Table | None = None,
+        *,
+        url: str | None = None,
+        create: bool | None = None,
+        step: StepContext | None = None,
+    ):
         self._table_ref = table if table is not None else type(self).table
         if self._table_ref is None:
             raise InvalidDefinition(f"{type(self).__name__} needs a table")

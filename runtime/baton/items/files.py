@@ -32,8 +32,9 @@ def _count_lines(path: Path) -> int:
 class _FileReader:
     name = "file"
 
-    def __init__(self, path: str | os.PathLike[str], *, name: str | None = None,
-                 encoding: str = "utf-8"):
+    def __init__(
+        self, path: str | os.PathLike[str], *, name: str | None = None, encoding: str = "utf-8"
+    ):
         self.path = Path(path)
         self.encoding = encoding
         if name:
@@ -87,8 +88,15 @@ class CsvReader(_FileReader):
 
     name = "csv"
 
-    def __init__(self, path: str | os.PathLike[str], *, header: bool = True,
-                 delimiter: str = ",", name: str | None = None, encoding: str = "utf-8"):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        header: bool = True,
+        delimiter: str = ",",
+        name: str | None = None,
+        encoding: str = "utf-8",
+    ):
         super().__init__(path, name=name, encoding=encoding)
         self.header = header
         self.delimiter = delimiter
@@ -119,8 +127,9 @@ class JsonLinesReader(_FileReader):
 class _FileWriter:
     name = "file"
 
-    def __init__(self, path: str | os.PathLike[str], *, name: str | None = None,
-                 encoding: str = "utf-8"):
+    def __init__(
+        self, path: str | os.PathLike[str], *, name: str | None = None, encoding: str = "utf-8"
+    ):
         self.path = Path(path)
         self.encoding = encoding
         if name:
@@ -176,16 +185,26 @@ class CsvWriter(_FileWriter):
 
     name = "csv"
 
-    def __init__(self, path: str | os.PathLike[str], fields: Sequence[str], *,
-                 header: bool = True, name: str | None = None, encoding: str = "utf-8"):
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        fields: Sequence[str],
+        *,
+        header: bool = True,
+        name: str | None = None,
+        encoding: str = "utf-8",
+    ):
         super().__init__(path, name=name, encoding=encoding)
         self.fields = list(fields)
         self.header = header
 
     def _start(self) -> None:
         if self.header and self._file is not None:
-            self._file.write(self._encode([dict(zip(self.fields, self.fields, strict=True))])
-                             .encode(self.encoding))
+            self._file.write(
+                self._encode([dict(zip(self.fields, self.fields, strict=True))]).encode(
+                    self.encoding
+                )
+            )
 
     def _encode(self, items: Sequence[Any]) -> str:
         buf = io.StringIO()

@@ -16,7 +16,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
@@ -25,6 +25,7 @@ from baton.errors import DatabaseUnavailable
 DEFAULT_URL = "sqlite:///baton.db"
 MIGRATIONS = Path(__file__).parent / "migrations"
 WRITE = "baton_write"
+VERSION_TABLE = "baton_alembic_version"
 
 
 def normalize_url(url: str) -> str:
@@ -91,7 +92,6 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 
 @cache
 def _head() -> str:
-    from alembic.config import Config
     from alembic.script import ScriptDirectory
 
     return str(ScriptDirectory.from_config(_alembic_config()).get_current_head())
@@ -106,11 +106,10 @@ def _alembic_config() -> Any:
 
 
 def current_revision(conn: Connection) -> str | None:
-    from alembic.runtime.migration import MigrationContext
-
-    ctx = MigrationContext.configure(conn, opts={"version_table": "baton_alembic_version"})
-    rev = ctx.get_current_revision()
-    return None if rev is None else str(rev)
+    """The schema revision, read with plain SQL: every process asks, few migrate."""
+    if not inspect(conn).has_table(VERSION_TABLE):
+        return None
+    return conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
 
 
 def migrate(engine: Engine) -> None:

@@ -7,7 +7,7 @@ compares the two so they cannot drift.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
@@ -30,7 +30,7 @@ NO_PARTITION = -1
 
 
 class Base(DeclarativeBase):
-    type_annotation_map = {dict[str, Any]: JSON, Any: JSON}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {dict[str, Any]: JSON, Any: JSON}
 
 
 class JobInstanceRow(Base):

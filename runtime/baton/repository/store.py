@@ -213,7 +213,9 @@ class JobRepository:
             BatchStatus(last.status) if last else None, prevent_restart=prevent_restart
         )
         if verdict not in (LaunchVerdict.NEW_INSTANCE, LaunchVerdict.RESTART):
-            raise _REJECTIONS[verdict](verdict_message(verdict, job_name, last.id if last else None))
+            raise _REJECTIONS[verdict](
+                verdict_message(verdict, job_name, last.id if last else None)
+            )
         execution_id: int = conn.execute(
             insert(E).values(
                 instance_id=instance_id,
@@ -365,7 +367,9 @@ class JobRepository:
             row = conn.execute(select(S).where(S.id == step_execution_id)).scalar_one()
             return _step(row)
 
-    def previous_steps(self, execution: JobExecution) -> dict[tuple[str, int | None], StepExecution]:
+    def previous_steps(
+        self, execution: JobExecution
+    ) -> dict[tuple[str, int | None], StepExecution]:
         """The latest step execution of every (step, partition) in earlier executions
         of the same instance: what the restart rules look at."""
         with self._read() as conn:
@@ -388,8 +392,14 @@ class JobRepository:
             ).all()
         return [
             SkippedItem(
-                r[0].id, r[0].step_execution_id, r[1], _partition(r[2]),
-                r[0].phase, r[0].item, r[0].error, r[0].created_at,
+                r[0].id,
+                r[0].step_execution_id,
+                r[1],
+                _partition(r[2]),
+                r[0].phase,
+                r[0].item,
+                r[0].error,
+                r[0].created_at,
             )
             for r in rows
         ]
@@ -485,7 +495,9 @@ class JobRepository:
         with self.write() as conn:
             row = conn.execute(
                 select(S.id, S.status).where(
-                    S.job_execution_id == execution.id, S.step_name == step_name, S.partition == part
+                    S.job_execution_id == execution.id,
+                    S.step_name == step_name,
+                    S.partition == part,
                 )
             ).first()
             if row is not None:
@@ -568,9 +580,7 @@ class JobRepository:
                     for phase, item, error in skips
                 ],
             )
-        job_status = (
-            select(E.status).where(E.id == step.job_execution_id).scalar_subquery()
-        )
+        job_status = select(E.status).where(E.id == step.job_execution_id).scalar_subquery()
         status = conn.execute(
             update(S)
             .where(S.id == step.id)

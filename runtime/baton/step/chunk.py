@@ -79,9 +79,7 @@ def _processor(obj: Any) -> Callable[[Any], Any]:
 class ChunkStep:
     """One execution of a chunk-oriented step."""
 
-    def __init__(
-        self, repo: JobRepository, step: StepExecution, spec: ChunkSpec, ctx: StepContext
-    ):
+    def __init__(self, repo: JobRepository, step: StepExecution, spec: ChunkSpec, ctx: StepContext):
         self.repo = repo
         self.step = step
         self.spec = spec

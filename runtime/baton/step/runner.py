@@ -117,7 +117,10 @@ def _execute(
             chunk = ChunkStep(repo, step, spec.chunk, ctx)
             outcome = chunk.run()
             status, counts, description, result = (
-                outcome.status, outcome.counts, outcome.description, None,
+                outcome.status,
+                outcome.counts,
+                outcome.description,
+                None,
             )
         else:
             result = _run_tasklet(spec, ctx)
