@@ -206,7 +206,7 @@ def test_restart_table_through_the_operator(
     monkeypatch.setenv("BATON_TEST_TASKLET_FAIL", "1")
     failed = op.start(numbers, {"count": "11"})
     assert failed.status is BatchStatus.FAILED
-    with pytest.raises(UnexpectedJobExecutionState, match="cannot stop execution .* FAILED"):
+    with pytest.raises(UnexpectedJobExecutionState, match=r"cannot stop execution .* FAILED"):
         op.stop(failed.id)
     abandoned = op.abandon(failed.id)
     assert abandoned.status is BatchStatus.ABANDONED

@@ -8,10 +8,9 @@ import time
 from collections.abc import MutableMapping
 from typing import Any
 
-from sqlalchemy import Column, Integer, MetaData, String, Table
-
 import baton
 from baton import SqlWriter, StepContext
+from sqlalchemy import Column, Integer, MetaData, String, Table
 
 out_table = Table(
     "out", MetaData(), Column("n", Integer, nullable=False), Column("tag", String(20))
