@@ -1,0 +1,49 @@
+# Everything a newcomer needs on a fresh Debian machine:
+#   make demo   run the example job end to end on the embedded default (SQLite)
+#   make test   lint, type-check and run the test suite on SQLite and a real PostgreSQL
+#   make e2e    bring up the single-node Kubernetes in e2e/ (or reuse it) and run the scenarios
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DEMO_DATE ?= 2026-01-01
+LINT_DIRS := $(wildcard runtime operator tests examples bench e2e)
+
+.PHONY: setup demo test unit lint pg pg-stop bench clean
+
+$(STAMP): pyproject.toml
+	@scripts/bootstrap.sh "$(PYTHON)" "$(VENV)"
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	@rm -f demo.db demo.db-wal demo.db-shm
+	$(BIN)/baton run examples/orders/job.yaml -p date=$(DEMO_DATE) --db sqlite:///demo.db
+	@echo
+	$(BIN)/baton show 1 --db sqlite:///demo.db
+
+lint: setup
+	$(BIN)/ruff check $(LINT_DIRS)
+	$(BIN)/ruff format --check $(LINT_DIRS)
+	$(BIN)/mypy
+
+pg:
+	@scripts/postgres.sh start >/dev/null
+
+pg-stop:
+	@scripts/postgres.sh stop
+
+unit: setup pg
+	BATON_TEST_PG_URL="$$(scripts/postgres.sh url)" $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test: lint unit
+
+bench: setup pg
+	BATON_TEST_PG_URL="$$(scripts/postgres.sh url)" $(BIN)/python bench/chunk_throughput.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) demo.db* baton.db* .pytest_cache .mypy_cache .ruff_cache
+
+-include e2e/e2e.mk
