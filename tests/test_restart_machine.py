@@ -8,10 +8,6 @@ import shutil
 import socket
 import tempfile
 
-from hypothesis import settings
-from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
-
 from baton import BatchStatus, JobOperator, JobRepository, LaunchRejected
 from baton.errors import (
     InstanceCompensated,
@@ -21,6 +17,9 @@ from baton.errors import (
     UnexpectedJobExecutionState,
 )
 from baton.spec import BatchJob
+from hypothesis import settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 DAYS = ["2026-01-01", "2026-01-02", "2026-01-03"]
 DEAD = f"{socket.gethostname()}:999999999:1"
@@ -60,12 +59,16 @@ class RestartTable(RuleBasedStateMachine):
     @initialize(prevent=st.booleans())
     def job(self, prevent: bool) -> None:
         self.prevent = prevent
-        self.definition = BatchJob.model_validate({
-            "metadata": {"name": "m"},
-            "spec": {"preventRestart": prevent,
-                     "parameters": [{"name": "day", "type": "date"}],
-                     "steps": [{"name": "s", "tasklet": "x:y"}]},
-        })
+        self.definition = BatchJob.model_validate(
+            {
+                "metadata": {"name": "m"},
+                "spec": {
+                    "preventRestart": prevent,
+                    "parameters": [{"name": "day", "type": "date"}],
+                    "steps": [{"name": "s", "tasklet": "x:y"}],
+                },
+            }
+        )
 
     def last(self, day: str) -> tuple[int, BatchStatus] | None:
         return self.model[day][-1] if self.model[day] else None
@@ -96,11 +99,11 @@ class RestartTable(RuleBasedStateMachine):
         assert e.attempt == len(self.model[day]) + 1
         self.model[day].append((e.id, S.STARTING))
 
-    def _move(self, day: str, to: BatchStatus, allowed: tuple[BatchStatus, ...],
-              owner: str | None = None) -> None:
+    def _move(
+        self, day: str, to: BatchStatus, allowed: tuple[BatchStatus, ...], owner: str | None = None
+    ) -> None:
         eid, _ = self.model[day][-1]
-        self.repo.transition(eid, to, allowed=allowed, action="test", owner=owner,
-                             end=to.terminal)
+        self.repo.transition(eid, to, allowed=allowed, action="test", owner=owner, end=to.terminal)
         self.set_last(day, to)
 
     @rule(day=st.sampled_from(DAYS))
@@ -149,7 +152,8 @@ class RestartTable(RuleBasedStateMachine):
             e = self.op.abandon(eid)
         except UnexpectedJobExecutionState:
             assert status in (S.COMPLETED, S.ABANDONED) or (
-                status.running and eid not in self.owned)
+                status.running and eid not in self.owned
+            )
             return
         assert status in (S.STOPPED, S.FAILED) or self.stale(day)  # stale: recovered first
         assert e.status is S.ABANDONED
