@@ -184,7 +184,7 @@ class RestartTable(RuleBasedStateMachine):
         for e in self.repo.executions(job="m"):
             day = e.parameters["day"].text
             assert (e.id, e.status) in self.model[day], (e, self.model[day])
-        for day, history in self.model.items():
+        for history in self.model.values():
             running = [s for _, s in history if s.running]
             assert len(running) <= 1
             assert all(not s.running for _, s in history[:-1])
