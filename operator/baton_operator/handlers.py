@@ -1,0 +1,105 @@
+"""Kopf handlers: thin. Each reads nothing itself; it asks the Operator to reconcile
+the BatchExecution concerned, which reads the state, calls the pure reconciler and
+applies its actions.
+
+Run: ``kopf run -m baton_operator.handlers --all-namespaces --liveness=http://0.0.0.0:8080/healthz``
+with BATON_DB_URL (from a Secret) and BATON_IMAGE in the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import kopf
+from baton.repository import JobRepository
+from baton.resources import GROUP, TERMINAL_PHASES, VERSION
+
+from baton_operator import metrics
+from baton_operator.config import OperatorConfig
+from baton_operator.kube import Cluster, Operator, load_kube_config
+from baton_operator.manifests import LABEL_ATTEMPT, LABEL_EXECUTION
+
+log = logging.getLogger("baton.operator")
+
+_state: dict[str, Operator] = {}
+
+TERMINAL = {p.value for p in TERMINAL_PHASES}
+
+
+def operator() -> Operator:
+    return _state["operator"]
+
+
+@kopf.on.startup()
+def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+    cfg = OperatorConfig.from_env()
+    url = os.environ.get("BATON_DB_URL")
+    if not url:
+        raise kopf.PermanentError("BATON_DB_URL is not set (the chart takes it from a Secret)")
+    load_kube_config()
+    _state["operator"] = Operator(JobRepository(url), Cluster(), cfg)
+    metrics.serve(cfg.metrics_port)
+    # Several replicas: one active, the others stand by (Kopf peering).
+    settings.peering.name = os.environ.get("BATON_PEERING", "baton")
+    settings.peering.mandatory = True
+    settings.peering.clusterwide = os.environ.get("BATON_NAMESPACED", "") == ""
+    settings.posting.level = logging.WARNING
+    settings.execution.max_workers = int(os.environ.get("BATON_WORKERS", "8"))
+    settings.watching.server_timeout = 300
+    settings.persistence.finalizer = "baton.dev/operator"
+    log.info("baton operator started; step image %s", cfg.image)
+
+
+@kopf.on.cleanup()
+def cleanup(**_: Any) -> None:
+    op = _state.pop("operator", None)
+    if op is not None:
+        op.repo.dispose()
+
+
+def _reconcile(namespace: str, name: str) -> str | None:
+    return operator().reconcile(namespace, name)
+
+
+@kopf.on.event(GROUP, VERSION, "batchexecutions")
+def execution_event(type: str, name: str, namespace: str | None, **_: Any) -> None:
+    """Any change of a BatchExecution (spec or status): reconcile it.
+    Our own status patches come back here too and settle as no-ops."""
+    assert namespace is not None
+    if type == "DELETED":
+        operator().forget(namespace, name)
+        return
+    _reconcile(namespace, name)
+
+
+def _running(status: kopf.Status, **_: Any) -> bool:
+    return status.get("phase") not in TERMINAL
+
+
+@kopf.timer(GROUP, VERSION, "batchexecutions", interval=2.0, when=_running)
+def execution_tick(name: str, namespace: str | None, **_: Any) -> None:
+    """While an execution runs, mirror the repository's progress into .status."""
+    assert namespace is not None
+    _reconcile(namespace, name)
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={LABEL_EXECUTION: kopf.PRESENT})
+def job_event(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+    """A step Job changed (pods started, finished, failed): reconcile its owner."""
+    assert namespace is not None
+    _reconcile(namespace, labels[LABEL_EXECUTION])
+
+
+@kopf.on.event("", "v1", "pods", labels={LABEL_EXECUTION: kopf.PRESENT})
+def pod_event(
+    namespace: str | None, name: str, labels: kopf.Labels, status: kopf.Status, **_: Any
+) -> None:
+    """A step pod about to be evicted, drained or preempted (DisruptionTarget): record
+    it, so a stop it causes can restart by itself (spec.autoRestart.onDisruption)."""
+    assert namespace is not None
+    for cond in status.get("conditions") or []:
+        if cond.get("type") == "DisruptionTarget" and cond.get("status") == "True":
+            attempt = int(labels.get(LABEL_ATTEMPT, "0"))
+            operator().record_disruption(namespace, labels[LABEL_EXECUTION], name, attempt)

@@ -1,0 +1,508 @@
+"""The operator's side effects: reading the state (cluster + repository) and applying
+the reconciler's actions. Everything here is thin; the decisions are in ``reconcile``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from baton.domain import BatchStatus
+from baton.errors import BatonError, InvalidDefinition, InvalidParameters, LaunchRejected
+from baton.repository import JobExecution, JobRepository
+from baton.resources import GROUP, VERSION, BatchExecution, Phase
+from baton.spec import BatchJob
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from baton_operator import metrics
+from baton_operator.config import OperatorConfig
+from baton_operator.manifests import LABEL_EXECUTION, LABEL_JOB_EXECUTION_ID, LABEL_STEP
+from baton_operator.reconcile import (
+    CHANGES_STATE,
+    AbandonExecution,
+    Action,
+    CreateJob,
+    DeletePods,
+    Event,
+    FailStep,
+    FinishExecution,
+    Launch,
+    ObservedJob,
+    PatchStatus,
+    RepositoryState,
+    RequestStop,
+    StartExecution,
+    iso,
+    reconcile,
+    set_condition,
+)
+
+log = logging.getLogger("baton.operator")
+
+PLURAL = "batchexecutions"
+JOBS_PLURAL = "batchjobs"
+
+
+def load_kube_config() -> None:
+    try:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_kube_config()  # type: ignore[no-untyped-call]
+
+
+def owner_tag(uid: str, restart: int, auto: int) -> str:
+    """Recorded as the JobExecution's owner: lets a relaunch after an operator crash
+    find the execution it already made instead of being rejected by it."""
+    return f"k8s/{uid}/r{restart}/a{auto}"
+
+
+class Cluster:
+    """The few Kubernetes API calls the operator makes."""
+
+    def __init__(self) -> None:
+        self.core = client.CoreV1Api()
+        self.batch = client.BatchV1Api()
+        self.custom = client.CustomObjectsApi()
+
+    def get_execution(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            obj: Any = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, PLURAL, name
+            )
+            return dict(obj)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def get_batch_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            obj: Any = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, JOBS_PLURAL, name
+            )
+            return dict(obj)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def list_jobs(self, namespace: str, execution: str) -> list[ObservedJob]:
+        found: Any = self.batch.list_namespaced_job(
+            namespace, label_selector=f"{LABEL_EXECUTION}={execution}"
+        )
+        out = []
+        for j in found.items:
+            labels = j.metadata.labels or {}
+            conds = {c.type: c for c in (j.status.conditions or []) if c.status == "True"}
+            failed = conds.get("Failed")
+            out.append(
+                ObservedJob(
+                    name=j.metadata.name,
+                    step=labels.get(LABEL_STEP, ""),
+                    job_execution_id=int(labels.get(LABEL_JOB_EXECUTION_ID, "0")),
+                    active=j.status.active or 0,
+                    succeeded=j.status.succeeded or 0,
+                    failed=j.status.failed or 0,
+                    complete="Complete" in conds,
+                    failed_condition=failed is not None,
+                    failed_reason=(failed.reason or "") if failed else "",
+                    deleting=j.metadata.deletion_timestamp is not None,
+                )
+            )
+        return out
+
+    def create_job(self, manifest: dict[str, Any]) -> bool:
+        try:
+            self.batch.create_namespaced_job(
+                manifest["metadata"]["namespace"],
+                manifest,  # type: ignore[arg-type]
+            )
+            metrics.API_WRITES.labels("create", "jobs").inc()
+            return True
+        except ApiException as e:
+            if e.status == 409:  # already there: an earlier reconcile made it
+                return False
+            raise
+
+    def delete_pods(self, namespace: str, job_name: str) -> None:
+        pods: Any = self.core.list_namespaced_pod(namespace, label_selector=f"job-name={job_name}")
+        for p in pods.items:
+            if p.metadata.deletion_timestamp is None and p.status.phase in ("Pending", "Running"):
+                try:
+                    self.core.delete_namespaced_pod(p.metadata.name, namespace)
+                    metrics.API_WRITES.labels("delete", "pods").inc()
+                except ApiException as e:
+                    if e.status != 404:
+                        raise
+
+    def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURAL, name, {"status": patch}
+        )
+        metrics.API_WRITES.labels("patch", "batchexecutions/status").inc()
+
+    def event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        meta = obj["metadata"]
+        now = dt.datetime.now(dt.UTC)
+        body = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(
+                generate_name=f"{meta['name']}.", namespace=meta["namespace"]
+            ),
+            involved_object=client.V1ObjectReference(
+                api_version=f"{GROUP}/{VERSION}",
+                kind="BatchExecution",
+                name=meta["name"],
+                namespace=meta["namespace"],
+                uid=meta["uid"],
+                resource_version=meta.get("resourceVersion"),
+            ),
+            type=type_,
+            reason=reason,
+            message=message[:1000],
+            first_timestamp=now,
+            last_timestamp=now,
+            count=1,
+            source=client.V1EventSource(component="baton-operator"),
+            reporting_component="baton.dev/operator",
+            reporting_instance="baton-operator",
+        )
+        try:
+            self.core.create_namespaced_event(meta["namespace"], body)
+            metrics.API_WRITES.labels("create", "events").inc()
+        except ApiException as e:  # an event is never worth failing a reconcile
+            log.warning("could not post event %s on %s: %s", reason, meta["name"], e.reason)
+
+
+def status_patch(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
+    """A merge patch from ``old`` to ``new``: changed keys, and nulls for removed ones."""
+    old = old or {}
+    patch: dict[str, Any] = {k: v for k, v in new.items() if old.get(k) != v}
+    patch.update({k: None for k in old if k not in new})
+    return patch
+
+
+class Operator:
+    """Reads the state of one BatchExecution, reconciles, applies: until it settles."""
+
+    def __init__(self, repo: JobRepository, cluster: Cluster, cfg: OperatorConfig):
+        self.repo = repo
+        self.cluster = cluster
+        self.config = cfg
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    @contextmanager
+    def _locked(self, namespace: str, name: str) -> Iterator[None]:
+        with self._locks_guard:
+            lock = self._locks.setdefault((namespace, name), threading.Lock())
+        with lock:
+            yield
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self._locks_guard:
+            self._locks.pop((namespace, name), None)
+        metrics.observe_phase(namespace, name, "", None)
+
+    # ------------------------------------------------------------ state
+
+    def repository_state(self, execution_id: int | None) -> RepositoryState:
+        if execution_id is None:
+            return RepositoryState()
+        execution = self.repo.get_execution(execution_id)
+        previous = {key: s.status for key, s in self.repo.previous_steps(execution).items()}
+        return RepositoryState(
+            execution=execution,
+            steps=tuple(self.repo.step_executions(execution_id)),
+            previous=previous,
+        )
+
+    # ------------------------------------------------------------ the loop
+
+    def reconcile(self, namespace: str, name: str, *, max_rounds: int = 6) -> str | None:
+        """Reconcile until nothing changes (bounded); return the phase."""
+        start = time.monotonic()
+        try:
+            with self._locked(namespace, name):
+                phase = None
+                for _ in range(max_rounds):
+                    obj = self.cluster.get_execution(namespace, name)
+                    if obj is None or obj["metadata"].get("deletionTimestamp"):
+                        self.forget(namespace, name)
+                        return None
+                    changed, phase = self._round(obj)
+                    if not changed:
+                        break
+                return phase
+        except Exception as e:
+            metrics.RECONCILE_ERRORS.labels(type(e).__name__).inc()
+            raise
+        finally:
+            metrics.RECONCILE_DURATION.observe(time.monotonic() - start)
+
+    def _round(self, obj: dict[str, Any]) -> tuple[bool, str | None]:
+        meta = obj["metadata"]
+        namespace, name, uid = meta["namespace"], meta["name"], meta["uid"]
+        execution = BatchExecution.model_validate(
+            {**obj, "metadata": {"name": name, "namespace": namespace}}
+        )
+        status = obj.get("status") or {}
+        job_obj = None
+        job: BatchJob | None = None
+        if status.get("jobExecutionId") is None:
+            job_obj = self.cluster.get_batch_job(namespace, execution.spec.job)
+            if job_obj is not None:
+                job = self._parse_job(obj, job_obj)
+                if job is None:
+                    return False, status.get("phase")
+        repo_state = self.repository_state(status.get("jobExecutionId"))
+        jobs = (
+            self.cluster.list_jobs(namespace, name)
+            if repo_state.execution is not None and repo_state.execution.status.running
+            else []
+        )
+        actions = reconcile(
+            job,
+            execution,
+            repo_state,
+            jobs,
+            config=self.config,
+            now=dt.datetime.now(dt.UTC),
+            namespace=namespace,
+            uid=uid,
+            job_generation=(job_obj or {}).get("metadata", {}).get("generation"),
+        )
+        job_name = repo_state.execution.job_name if repo_state.execution else execution.spec.job
+        if repo_state.execution is not None:
+            metrics.observe_steps(job_name, repo_state.steps)
+        changed = False
+        for action in actions:
+            if isinstance(action, PatchStatus):
+                if changed:
+                    continue  # stale: the next round computes it afresh
+                patch = status_patch(status, action.status)
+                if patch:
+                    self.cluster.patch_status(namespace, name, patch)
+                metrics.observe_phase(namespace, name, job_name, action.status.get("phase"))
+                continue
+            applied = self.apply(obj, action)
+            changed |= applied and isinstance(action, CHANGES_STATE)
+        if not changed:
+            metrics.observe_phase(namespace, name, job_name, status.get("phase"))
+        return changed, status.get("phase")
+
+    def _parse_job(self, obj: dict[str, Any], job_obj: dict[str, Any]) -> BatchJob | None:
+        try:
+            return BatchJob.model_validate(
+                {
+                    "apiVersion": job_obj["apiVersion"],
+                    "kind": job_obj["kind"],
+                    "metadata": {"name": job_obj["metadata"]["name"]},
+                    "spec": job_obj["spec"],
+                }
+            )
+        except Exception as e:  # pydantic rules the CRD schema cannot express
+            self._reject(obj, "InvalidDefinition", f"BatchJob is invalid: {e}".splitlines()[0])
+            return None
+
+    # ------------------------------------------------------------ actions
+
+    def apply(self, obj: dict[str, Any], action: Action) -> bool:
+        """Apply one action; True when it changed something."""
+        meta = obj["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        if isinstance(action, Launch):
+            return self._launch(obj, action)
+        if isinstance(action, StartExecution):
+            self.repo.transition(
+                action.execution_id,
+                BatchStatus.STARTED,
+                allowed=(BatchStatus.STARTING,),
+                action="start",
+                start=True,
+            )
+            return True
+        if isinstance(action, CreateJob):
+            created = self.cluster.create_job(action.manifest)
+            if created:
+                log.info("%s/%s: created Job %s", ns, name, action.name)
+            return created
+        if isinstance(action, RequestStop):
+            self.repo.transition(
+                action.execution_id,
+                BatchStatus.STOPPING,
+                allowed=(BatchStatus.STARTING, BatchStatus.STARTED, BatchStatus.STOPPING),
+                action="stop",
+            )
+            return True
+        if isinstance(action, DeletePods):
+            self.cluster.delete_pods(ns, action.job_name)
+            return False
+        if isinstance(action, FailStep):
+            self._fail_step(action)
+            return True
+        if isinstance(action, FinishExecution):
+            self.repo.transition(
+                action.execution_id,
+                action.status,
+                allowed=(BatchStatus.STARTING, BatchStatus.STARTED, BatchStatus.STOPPING),
+                action="finish",
+                exit_code=action.status.value,
+                description=action.description,
+                end=True,
+            )
+            return True
+        if isinstance(action, AbandonExecution):
+            self.repo.transition(
+                action.execution_id,
+                BatchStatus.ABANDONED,
+                allowed=(BatchStatus.STOPPED, BatchStatus.FAILED, BatchStatus.UNKNOWN),
+                action="abandon",
+                exit_code="ABANDONED",
+                end=True,
+            )
+            return True
+        if isinstance(action, Event):
+            self.cluster.event(obj, action.type, action.reason, action.message)
+            return False
+        raise TypeError(f"unknown action {action!r}")  # pragma: no cover
+
+    def _fail_step(self, action: FailStep) -> None:
+        execution = self.repo.get_execution(action.execution_id)
+        rows = [s for s in self.repo.step_executions(execution.id) if s.step_name == action.step]
+        if not rows:
+            rows = [self.repo.open_step(execution, action.step, None, worker=None, fresh=False)]
+        for row in rows:
+            if row.status.running:
+                self.repo.finish_step(
+                    row,
+                    action.status,
+                    exit_code=action.status.value,
+                    description=action.description,
+                )
+
+    def _find_launched(self, job_name: str, tag: str) -> JobExecution | None:
+        for e in self.repo.executions(job=job_name, limit=50):
+            if e.owner == tag:
+                return e
+        return None
+
+    def _launch(self, obj: dict[str, Any], action: Launch) -> bool:
+        meta = obj["metadata"]
+        ns, name, uid = meta["namespace"], meta["name"], meta["uid"]
+        status = dict(obj.get("status") or {})
+        conditions = list(status.get("conditions") or [])
+        now = dt.datetime.now(dt.UTC)
+        tag = owner_tag(uid, action.observed_restart, action.auto_restarts)
+        first = action.reason == "Launched"
+        try:
+            job = BatchJob.model_validate(action.job_spec)
+            execution = self._find_launched(job.name, tag)
+            if execution is None:
+                params = action.params or job.spec.bind(dict(action.raw_params or {}))
+                execution = self.repo.launch(
+                    job.name,
+                    action.job_spec,
+                    params,
+                    prevent_restart=job.spec.prevent_restart,
+                    source_dir=None,
+                    owner=tag,
+                )
+        except (LaunchRejected, InvalidParameters, InvalidDefinition) as e:
+            rule = e.rule if isinstance(e, LaunchRejected) else type(e).__name__
+            message = str(e)
+            if first:
+                self._reject(obj, rule, message, observed_restart=action.observed_restart)
+            else:
+                conditions = set_condition(conditions, "Restarted", "False", rule, message, now)
+                self.cluster.patch_status(
+                    ns,
+                    name,
+                    {"conditions": conditions, "observedRestart": action.observed_restart},
+                )
+                self.cluster.event(obj, "Warning", "RestartRejected", message)
+            return False
+        conditions = [c for c in conditions if c.get("type") not in ("Rejected", "Restarted")]
+        conditions = set_condition(
+            conditions,
+            "Launched",
+            "True",
+            action.reason,
+            f"JobExecution {execution.id} (attempt {execution.attempt}) "
+            f"of instance {execution.instance_id}",
+            now,
+        )
+        new = {
+            "phase": Phase.of(execution.status).value,
+            "jobExecutionId": execution.id,
+            "instanceId": execution.instance_id,
+            "attempt": execution.attempt,
+            "observedRestart": action.observed_restart,
+            "autoRestarts": action.auto_restarts or None,
+            "jobGeneration": action.job_generation,
+            "conditions": conditions,
+            "steps": [],
+            "progress": "0%",
+        }
+        keep = {"disruptedAttempt", "disruptedPod"}
+        patch = status_patch({k: v for k, v in status.items() if k not in keep}, new)
+        self.cluster.patch_status(ns, name, patch)
+        self.cluster.event(
+            obj,
+            "Normal",
+            action.reason,
+            f"JobExecution {execution.id}, attempt {execution.attempt}, "
+            f"instance {execution.instance_id}",
+        )
+        log.info("%s/%s: %s JobExecution %s", ns, name, action.reason.lower(), execution.id)
+        return True
+
+    def _reject(
+        self, obj: dict[str, Any], rule: str, message: str, observed_restart: int | None = None
+    ) -> None:
+        meta = obj["metadata"]
+        status = dict(obj.get("status") or {})
+        now = dt.datetime.now(dt.UTC)
+        conditions = set_condition(
+            list(status.get("conditions") or []), "Launched", "False", rule, message, now
+        )
+        patch: dict[str, Any] = {
+            "phase": Phase.REJECTED.value,
+            "conditions": conditions,
+            "exitDescription": message,
+        }
+        if observed_restart is not None:
+            patch["observedRestart"] = observed_restart
+        self.cluster.patch_status(meta["namespace"], meta["name"], patch)
+        if status.get("phase") != Phase.REJECTED.value or observed_restart:
+            self.cluster.event(obj, "Warning", "Rejected", message)
+
+    # ------------------------------------------------------------ disruptions
+
+    def record_disruption(self, namespace: str, execution: str, pod: str, attempt: int) -> None:
+        obj = self.cluster.get_execution(namespace, execution)
+        if obj is None:
+            return
+        status = obj.get("status") or {}
+        if status.get("disruptedPod") == pod:
+            return
+        self.cluster.patch_status(
+            namespace, execution, {"disruptedPod": pod, "disruptedAttempt": attempt}
+        )
+        self.cluster.event(obj, "Warning", "Disrupted", f"pod {pod} is being disrupted")
+
+
+__all__ = [
+    "BatonError",
+    "Cluster",
+    "Operator",
+    "iso",
+    "load_kube_config",
+    "owner_tag",
+    "status_patch",
+]

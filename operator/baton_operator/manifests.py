@@ -1,0 +1,198 @@
+r"""batch/v1 Job manifests for steps: pure functions of names, ids and settings.
+
+Every step runs as an Indexed Job, so the exit-code contract maps the same way for a
+plain step (one index) and a partitioned one (index i → the i-th pending partition):
+
+=====  =========  ======================================================
+exit   meaning    podFailurePolicy
+=====  =========  ======================================================
+0      completed  (success)
+1      failed     Count: retried up to backoffLimitPerIndex, resumes from
+                  the last committed chunk
+3      stopped    FailIndex: never retried
+8      fatal      FailIndex (also 2 usage, 4 rejected, 5 invalid, 7 state)
+9      continue   Ignore: the next incarnation continues, not counted
+\-      disrupted  Ignore (pod condition DisruptionTarget): not counted
+=====  =========  ======================================================
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from baton.domain import ExitCode
+
+from baton_operator.config import OperatorConfig
+
+LABEL_EXECUTION = "baton.dev/execution"
+LABEL_STEP = "baton.dev/step"
+LABEL_ATTEMPT = "baton.dev/attempt"
+LABEL_JOB_EXECUTION_ID = "baton.dev/job-execution-id"
+LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
+MANAGER = "baton-operator"
+CONTAINER = "step"
+
+# Indexed Job pods are named <job>-<index>-<random5>; their hostname <job>-<index> must
+# stay a 63-character DNS label, so Job names are kept short.
+MAX_JOB_NAME = 52
+
+NOT_RETRIED = sorted(
+    int(c)
+    for c in (
+        ExitCode.USAGE,
+        ExitCode.STOPPED,
+        ExitCode.REJECTED,
+        ExitCode.INVALID,
+        ExitCode.WRONG_STATE,
+        ExitCode.FATAL,
+    )
+)
+
+
+def _short_hash(*parts: object) -> str:
+    return hashlib.sha256("/".join(str(p) for p in parts).encode()).hexdigest()[:6]
+
+
+def job_name(
+    execution: str, attempt: int, step: str, partitions: tuple[int, ...] | None = None
+) -> str:
+    """Deterministic: the same (execution, attempt, step, partitions) always gives the
+    same name, so a restarted operator finds the Job instead of creating another."""
+    base = f"{execution}-{attempt}-{step}"
+    if partitions is not None:
+        base = f"{base}-p{_short_hash(*partitions)}"
+    if len(base) <= MAX_JOB_NAME:
+        return base
+    digest = _short_hash(execution, attempt, step, partitions)
+    return f"{base[: MAX_JOB_NAME - 7].rstrip('-.')}-{digest}"
+
+
+def pod_failure_policy() -> dict[str, Any]:
+    return {
+        "rules": [
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]},
+            {
+                "action": "FailIndex",
+                "onExitCodes": {
+                    "containerName": CONTAINER,
+                    "operator": "In",
+                    "values": NOT_RETRIED,
+                },
+            },
+            {
+                "action": "Ignore",
+                "onExitCodes": {
+                    "containerName": CONTAINER,
+                    "operator": "In",
+                    "values": [int(ExitCode.CONTINUE)],
+                },
+            },
+        ]
+    }
+
+
+def step_job(
+    *,
+    execution: str,
+    namespace: str,
+    uid: str,
+    job_execution_id: int,
+    attempt: int,
+    step: str,
+    config: OperatorConfig,
+    image: str | None = None,
+    partitions: tuple[int, ...] | None = None,
+    parallelism: int | None = None,
+    backoff_limit_per_index: int = 2,
+    working_dir: str | None = None,
+    service_account: str | None = None,
+    stop_grace_seconds: int = 60,
+) -> dict[str, Any]:
+    """The Job that runs ``step`` of JobExecution ``job_execution_id`` (all its pending
+    ``partitions`` when given), owned by the BatchExecution."""
+    name = job_name(execution, attempt, step, partitions)
+    labels = {
+        LABEL_EXECUTION: execution,
+        LABEL_STEP: step,
+        LABEL_ATTEMPT: str(attempt),
+        LABEL_JOB_EXECUTION_ID: str(job_execution_id),
+        LABEL_MANAGED_BY: MANAGER,
+    }
+    command = ["baton", "step", str(job_execution_id), step]
+    env: list[dict[str, Any]] = [
+        {
+            "name": "BATON_DB_URL",
+            "valueFrom": {"secretKeyRef": {"name": config.db_secret, "key": config.db_secret_key}},
+        },
+        {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+        {"name": "BATON_WORKER", "value": "$(POD_NAME)@$(NODE_NAME)"},
+    ]
+    completions = 1
+    if partitions is not None:
+        completions = len(partitions)
+        command.append("--partition-from-index")
+        env.append({"name": "BATON_PARTITIONS", "value": ",".join(str(p) for p in partitions)})
+    container: dict[str, Any] = {
+        "name": CONTAINER,
+        "image": image or config.image,
+        "imagePullPolicy": config.image_pull_policy,
+        "command": command,
+        "env": env,
+        "resources": {
+            "requests": {"cpu": config.step_cpu_request, "memory": config.step_memory_request},
+            "limits": {"memory": config.step_memory_limit},
+        },
+        "securityContext": {
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+    if working_dir:
+        container["workingDir"] = working_dir
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "terminationGracePeriodSeconds": max(30, stop_grace_seconds),
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": 10001,
+            "runAsGroup": 10001,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "containers": [container],
+        "volumes": [{"name": "tmp", "emptyDir": {}}],
+        "enableServiceLinks": False,
+    }
+    if service_account:
+        pod_spec["serviceAccountName"] = service_account
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "labels": labels,
+            "ownerReferences": [
+                {
+                    "apiVersion": "baton.dev/v1alpha1",
+                    "kind": "BatchExecution",
+                    "name": execution,
+                    "uid": uid,
+                    "controller": True,
+                    "blockOwnerDeletion": True,
+                }
+            ],
+        },
+        "spec": {
+            "completionMode": "Indexed",
+            "completions": completions,
+            "parallelism": max(1, min(parallelism or completions, completions)),
+            "backoffLimitPerIndex": backoff_limit_per_index,
+            "podFailurePolicy": pod_failure_policy(),
+            "podReplacementPolicy": "Failed",
+            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
+        },
+    }

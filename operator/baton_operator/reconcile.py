@@ -1,0 +1,566 @@
+"""The reconciler: a pure function from what is (the BatchJob, the BatchExecution, the
+job repository's state, the Jobs in the cluster) to what to do (a list of actions).
+
+No I/O here: the Kopf handlers read the state, call :func:`reconcile`, and hand the
+actions to the applier (:mod:`baton_operator.kube`). The repository is the source of
+truth for progress; ``.status`` mirrors it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from baton.domain import BatchStatus, JobParameters, can_abandon
+from baton.flow import Finish, RunStep, Wait, next_action
+from baton.repository import JobExecution, StepExecution
+from baton.resources import BatchExecution, Condition, ExecutionStatus, Phase, StepStatus
+from baton.spec import BatchJob
+
+from baton_operator.config import OperatorConfig
+from baton_operator.manifests import step_job
+
+# ---------------------------------------------------------------- inputs
+
+
+@dataclass(frozen=True)
+class RepositoryState:
+    """What the job repository says about the execution's current attempt."""
+
+    execution: JobExecution | None = None
+    steps: tuple[StepExecution, ...] = ()
+    # (step, partition) → status of its latest execution in earlier attempts
+    previous: Mapping[tuple[str, int | None], BatchStatus] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ObservedJob:
+    """A batch/v1 Job of the execution, as the cluster reports it."""
+
+    name: str
+    step: str
+    job_execution_id: int
+    active: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    complete: bool = False
+    failed_condition: bool = False
+    failed_reason: str = ""
+    deleting: bool = False
+
+    @property
+    def finished(self) -> bool:
+        return self.complete or self.failed_condition
+
+
+# ---------------------------------------------------------------- actions
+
+
+@dataclass(frozen=True)
+class Launch:
+    """Create a JobExecution (restart table applied by the repository)."""
+
+    job_spec: dict[str, Any]
+    raw_params: Mapping[str, Any] | None  # first launch: bound against the job spec
+    params: JobParameters | None  # restart: the snapshotted, typed parameters
+    observed_restart: int
+    auto_restarts: int
+    reason: str  # Launched | Restarted | AutoRestarted
+    job_generation: int | None = None
+
+
+@dataclass(frozen=True)
+class StartExecution:
+    execution_id: int
+
+
+@dataclass(frozen=True)
+class CreateJob:
+    manifest: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest["metadata"]["name"])
+
+
+@dataclass(frozen=True)
+class RequestStop:
+    execution_id: int
+
+
+@dataclass(frozen=True)
+class DeletePods:
+    """Grace period over: delete the pods of a Job (SIGTERM → stop at a chunk)."""
+
+    job_name: str
+
+
+@dataclass(frozen=True)
+class FailStep:
+    """A step the repository thinks is running (or never started) whose Job is gone
+    or finished: record it ended, so the flow moves on (stale execution recovery)."""
+
+    execution_id: int
+    step: str
+    status: BatchStatus
+    description: str
+
+
+@dataclass(frozen=True)
+class FinishExecution:
+    execution_id: int
+    status: BatchStatus
+    description: str
+
+
+@dataclass(frozen=True)
+class AbandonExecution:
+    execution_id: int
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class PatchStatus:
+    status: dict[str, Any]
+
+
+Action = (
+    Launch
+    | StartExecution
+    | CreateJob
+    | RequestStop
+    | DeletePods
+    | FailStep
+    | FinishExecution
+    | AbandonExecution
+    | Event
+    | PatchStatus
+)
+
+# Actions that change the repository or the cluster: after them, read and decide again.
+CHANGES_STATE = (Launch, StartExecution, RequestStop, FailStep, FinishExecution, AbandonExecution)
+
+# ---------------------------------------------------------------- helpers
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def set_condition(
+    conditions: list[dict[str, Any]],
+    type_: str,
+    status: str,
+    reason: str,
+    message: str,
+    now: dt.datetime,
+) -> list[dict[str, Any]]:
+    """Conditions with ``type_`` set; its transition time kept when nothing changed."""
+    out = [c for c in conditions if c.get("type") != type_]
+    old = next((c for c in conditions if c.get("type") == type_), None)
+    same = old is not None and (old.get("status"), old.get("reason"), old.get("message")) == (
+        status,
+        reason,
+        message,
+    )
+    when = old.get("lastTransitionTime") if same and old else iso(now)
+    out.append(
+        Condition(
+            type=type_,
+            status=status,  # type: ignore[arg-type]
+            reason=reason,
+            message=message,
+            last_transition_time=when,
+        ).dump()
+    )
+    return sorted(out, key=lambda c: str(c["type"]))
+
+
+def _flow_actions(result: Any) -> list[Any]:
+    """The flow engine returns one action (a list of them once it runs partitions)."""
+    if isinstance(result, list | tuple):
+        return list(result)
+    return [result]
+
+
+def _partitions(action: Any) -> tuple[int, ...] | None:
+    parts = getattr(action, "partitions", None)
+    return tuple(parts) if parts is not None else None
+
+
+def step_statuses(
+    job: BatchJob, steps: Sequence[StepExecution]
+) -> tuple[list[StepStatus], float | None]:
+    """Per-step status (partitions summed up) and the overall progress in [0, 1]."""
+    by_step: dict[str, list[StepExecution]] = {}
+    for s in steps:
+        by_step.setdefault(s.step_name, []).append(s)
+    out: list[StepStatus] = []
+    fractions: list[float] = []
+    for spec in job.spec.steps:
+        rows = by_step.get(spec.name, [])
+        if not rows:
+            fractions.append(0.0)
+            continue
+        partitioned = any(r.partition is not None for r in rows)
+        statuses = {r.status for r in rows}
+        if any(s.running for s in statuses):
+            status = BatchStatus.STARTED
+        elif statuses == {BatchStatus.COMPLETED}:
+            status = BatchStatus.COMPLETED
+        else:
+            status = next(
+                s
+                for s in (
+                    BatchStatus.FAILED,
+                    BatchStatus.STOPPED,
+                    BatchStatus.ABANDONED,
+                    BatchStatus.UNKNOWN,
+                    BatchStatus.COMPLETED,
+                )
+                if s in statuses
+            )
+        total = sum(r.total_count or 0 for r in rows) if all(r.total_count for r in rows) else None
+        read = sum(r.read_count + r.read_skip_count for r in rows)
+        if status is BatchStatus.COMPLETED:
+            fractions.append(1.0)
+        elif total:
+            fractions.append(min(read / total, 0.99))
+        else:
+            done = sum(1 for r in rows if r.status is BatchStatus.COMPLETED)
+            fractions.append(done / len(rows) if partitioned else 0.0)
+        starts = [r.start_time for r in rows if r.start_time]
+        ends = [r.end_time for r in rows if r.end_time]
+        failed = [r for r in rows if r.status in (BatchStatus.FAILED, BatchStatus.STOPPED)]
+        out.append(
+            StepStatus(
+                name=spec.name,
+                status=status.value,
+                partitions_total=len(rows) if partitioned else None,
+                partitions_done=(
+                    sum(1 for r in rows if r.status is BatchStatus.COMPLETED)
+                    if partitioned
+                    else None
+                ),
+                read_count=sum(r.read_count for r in rows),
+                write_count=sum(r.write_count for r in rows),
+                filter_count=sum(r.filter_count for r in rows),
+                skip_count=sum(r.skip_count for r in rows),
+                commit_count=sum(r.commit_count for r in rows),
+                rollback_count=sum(r.rollback_count for r in rows),
+                total_count=total,
+                start_time=iso(min(starts)) if starts else None,
+                end_time=iso(max(ends)) if ends and not status.running else None,
+                exit_description=(
+                    failed[0].exit_description.split("\n", 1)[0][:500] if failed else None
+                ),
+            )
+        )
+    progress = sum(fractions) / len(fractions) if fractions else None
+    return out, progress
+
+
+# ---------------------------------------------------------------- the reconciler
+
+
+def reconcile(
+    job: BatchJob | None,
+    execution: BatchExecution,
+    repo: RepositoryState,
+    jobs: Sequence[ObservedJob],
+    *,
+    config: OperatorConfig,
+    now: dt.datetime,
+    namespace: str,
+    uid: str,
+    job_generation: int | None = None,
+) -> list[Action]:
+    """Decide what to do next for one BatchExecution."""
+    spec = execution.spec
+    status = dict(execution.status or {})
+    conditions: list[dict[str, Any]] = list(status.get("conditions") or [])
+    actions: list[Action] = []
+    current = repo.execution
+    phase = status.get("phase")
+    observed_restart = int(status.get("observedRestart") or 0)
+    auto_restarts = int(status.get("autoRestarts") or 0)
+
+    def patch(**changes: Any) -> None:
+        new = {**status, **{k: v for k, v in changes.items()}}
+        new["conditions"] = conditions
+        new = {k: v for k, v in new.items() if v is not None}
+        if new != execution.status:
+            actions.append(PatchStatus(ExecutionStatus.model_validate(new).dump()))
+
+    # ---- not launched yet (or rejected: a restart bump retries the launch)
+    if current is None:
+        retry = phase == Phase.REJECTED and spec.restart > observed_restart
+        if phase == Phase.REJECTED and not retry:
+            return actions
+        if job is None:
+            conditions = set_condition(
+                conditions,
+                "Launched",
+                "False",
+                "BatchJobNotFound",
+                f"no BatchJob '{spec.job}' in namespace {namespace}; waiting for it",
+                now,
+            )
+            patch(phase=Phase.PENDING.value)
+            return actions
+        actions.append(
+            Launch(
+                job_spec=job.dump(),
+                raw_params=dict(spec.parameters),
+                params=None,
+                observed_restart=spec.restart,
+                auto_restarts=auto_restarts,
+                reason="Launched",
+                job_generation=job_generation,
+            )
+        )
+        return actions
+
+    cur_status = current.status
+    snapshot = BatchJob.model_validate(current.job_spec)
+
+    # ---- control fields
+    if spec.stop and cur_status in (BatchStatus.STARTING, BatchStatus.STARTED):
+        actions.append(RequestStop(current.id))
+        actions.append(Event("Normal", "Stopping", "stop requested: pods stop at the next chunk"))
+        status["stopRequestedAt"] = iso(now)
+        patch()
+        return actions
+
+    if spec.abandon and cur_status is not BatchStatus.ABANDONED:
+        if can_abandon(cur_status):
+            actions.append(AbandonExecution(current.id))
+            actions.append(Event("Normal", "Abandoned", "abandoned; it will never restart"))
+            return actions
+        conditions = set_condition(
+            conditions,
+            "Abandoned",
+            "False",
+            "WrongState",
+            f"cannot abandon: the execution is {cur_status.value}"
+            + ("; stop it first" if cur_status.running else ""),
+            now,
+        )
+
+    if spec.restart > observed_restart:
+        if cur_status in (BatchStatus.FAILED, BatchStatus.STOPPED) and not spec.abandon:
+            actions.append(
+                Launch(
+                    job_spec=current.job_spec,
+                    raw_params=None,
+                    params=current.parameters,
+                    observed_restart=spec.restart,
+                    auto_restarts=auto_restarts,
+                    reason="Restarted",
+                    job_generation=status.get("jobGeneration"),
+                )
+            )
+            return actions
+        conditions = set_condition(
+            conditions,
+            "Restarted",
+            "False",
+            "WrongState",
+            f"restart {spec.restart} ignored: the execution is {cur_status.value}; "
+            "only Failed or Stopped executions restart",
+            now,
+        )
+        observed_restart = spec.restart
+        status["observedRestart"] = observed_restart
+
+    # ---- automatic restart after a disruption
+    auto = spec.auto_restart
+    if (
+        cur_status is BatchStatus.STOPPED
+        and not spec.stop
+        and not spec.abandon
+        and auto is not None
+        and auto.on_disruption
+        and status.get("disruptedAttempt") == current.attempt
+        and auto_restarts < auto.max_restarts
+    ):
+        actions.append(
+            Launch(
+                job_spec=current.job_spec,
+                raw_params=None,
+                params=current.parameters,
+                observed_restart=observed_restart,
+                auto_restarts=auto_restarts + 1,
+                reason="AutoRestarted",
+                job_generation=status.get("jobGeneration"),
+            )
+        )
+        return actions
+
+    # ---- drive the flow
+    if cur_status is BatchStatus.STARTING:
+        actions.append(StartExecution(current.id))
+        return actions
+
+    if cur_status in (BatchStatus.STARTED, BatchStatus.STOPPING):
+        stopping = cur_status is BatchStatus.STOPPING
+        mine = [j for j in jobs if j.job_execution_id == current.id]
+        by_step: dict[str, list[ObservedJob]] = {}
+        for j in mine:
+            by_step.setdefault(j.step, []).append(j)
+        current_steps = {
+            s.step_name: s.status for s in repo.steps if s.partition is None
+        } | _partitioned_status(repo.steps)
+        previous = {name: st for (name, part), st in repo.previous.items() if part is None}
+        decided = _flow_actions(
+            next_action(snapshot.spec, current_steps, previous, stopping=stopping)
+        )
+        for act in decided:
+            if isinstance(act, Finish):
+                description = act.description
+                failed = [s for s in repo.steps if s.status is BatchStatus.FAILED]
+                if act.status is BatchStatus.FAILED and failed:
+                    description = (
+                        f"{description}: {failed[-1].exit_description.split(chr(10), 1)[0]}"
+                    )
+                actions.append(FinishExecution(current.id, act.status, description))
+                kind = "Normal" if act.status is BatchStatus.COMPLETED else "Warning"
+                actions.append(
+                    Event(kind, Phase.of(act.status).value, description or act.status.value)
+                )
+                return actions
+            if isinstance(act, Wait):
+                owned = by_step.get(act.step, [])
+                live = [j for j in owned if not j.finished and not j.deleting]
+                if not live:
+                    why = (
+                        f"its Job {owned[0].name} ended ({owned[0].failed_reason or 'finished'})"
+                        " without the step recording an end"
+                        if owned
+                        else "its Job is gone"
+                    )
+                    end = BatchStatus.STOPPED if stopping else BatchStatus.FAILED
+                    actions.append(FailStep(current.id, act.step, end, f"step '{act.step}': {why}"))
+                    actions.append(Event("Warning", "StepLost", f"step '{act.step}': {why}"))
+                    return actions
+                if stopping:
+                    requested = parse_time(status.get("stopRequestedAt"))
+                    if requested is None:
+                        status["stopRequestedAt"] = iso(now)
+                    elif (now - requested).total_seconds() > spec.stop_grace_period_seconds:
+                        for j in live:
+                            if j.active:
+                                actions.append(DeletePods(j.name))
+                                actions.append(
+                                    Event(
+                                        "Warning",
+                                        "StopGraceExpired",
+                                        f"pods of {j.name} did not stop within "
+                                        f"{spec.stop_grace_period_seconds}s; deleting them",
+                                    )
+                                )
+                continue
+            if isinstance(act, RunStep):
+                parts = _partitions(act)
+                manifest = step_job(
+                    execution=execution.name,
+                    namespace=namespace,
+                    uid=uid,
+                    job_execution_id=current.id,
+                    attempt=current.attempt,
+                    step=act.step,
+                    config=config,
+                    image=snapshot.spec.image,
+                    partitions=parts,
+                    parallelism=getattr(snapshot.spec.step(act.step), "parallelism", None),
+                    backoff_limit_per_index=spec.backoff_limit_per_index,
+                    working_dir=spec.working_dir,
+                    service_account=spec.service_account_name,
+                    stop_grace_seconds=spec.stop_grace_period_seconds,
+                )
+                name = manifest["metadata"]["name"]
+                existing = next((j for j in by_step.get(act.step, []) if j.name == name), None)
+                if existing is None:
+                    actions.append(CreateJob(manifest))
+                    actions.append(
+                        Event("Normal", "StepStarted", f"step '{act.step}': Job {name} created")
+                    )
+                elif existing.finished:
+                    # The Job ran and ended, but the step never opened (e.g. the pod could
+                    # not reach the database): record the step failed instead of looping.
+                    end = BatchStatus.STOPPED if stopping else BatchStatus.FAILED
+                    why = f"its Job {name} ended ({existing.failed_reason or 'finished'})"
+                    actions.append(FailStep(current.id, act.step, end, f"step '{act.step}': {why}"))
+                    return actions
+
+    # ---- mirror the repository into .status
+    steps, progress = step_statuses(snapshot, repo.steps)
+    new_phase = Phase.of(cur_status)
+    conditions = set_condition(
+        conditions,
+        "Launched",
+        "True",
+        "Launched",
+        f"JobExecution {current.id} (attempt {current.attempt}) of instance {current.instance_id}",
+        now,
+    )
+    if (
+        phase != new_phase.value
+        and phase is not None
+        and new_phase in (Phase.RUNNING, Phase.STOPPED, Phase.ABANDONED)
+    ):
+        kind = "Warning" if new_phase is Phase.STOPPED else "Normal"
+        actions.append(Event(kind, new_phase.value, f"phase {phase} → {new_phase.value}"))
+    if new_phase is Phase.COMPLETED:
+        progress = 1.0
+    patch(
+        phase=new_phase.value,
+        jobExecutionId=current.id,
+        instanceId=current.instance_id,
+        attempt=current.attempt,
+        progress=f"{progress * 100:.0f}%" if progress is not None else None,
+        readCount=sum(s.read_count for s in steps),
+        writeCount=sum(s.write_count for s in steps),
+        skipCount=sum(s.skip_count for s in steps),
+        steps=[s.dump() for s in steps],
+        startTime=iso(current.start_time),
+        endTime=iso(current.end_time),
+        exitDescription=(current.exit_description.split("\n", 1)[0][:1000] or None),
+    )
+    return actions
+
+
+def _partitioned_status(steps: Sequence[StepExecution]) -> dict[str, BatchStatus]:
+    """A partitioned step's status for the chain: running while any partition runs,
+    COMPLETED when all did, else the first failure (until the flow knows partitions)."""
+    rows: dict[str, list[BatchStatus]] = {}
+    for s in steps:
+        if s.partition is not None:
+            rows.setdefault(s.step_name, []).append(s.status)
+    out: dict[str, BatchStatus] = {}
+    for name, statuses in rows.items():
+        if any(st.running for st in statuses):
+            out[name] = BatchStatus.STARTED
+        elif all(st is BatchStatus.COMPLETED for st in statuses):
+            out[name] = BatchStatus.COMPLETED
+        elif BatchStatus.STOPPED in statuses:
+            out[name] = BatchStatus.STOPPED
+        else:
+            out[name] = BatchStatus.FAILED
+    return out
