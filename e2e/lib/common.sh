@@ -62,14 +62,19 @@ log_tail() {
 
 # ---------------------------------------------------------------- processes
 
-pid_of() { cat "$PID_DIR/$1.pid" 2>/dev/null || true; }
+# A pid file holds "PID STARTTIME" (field 22 of /proc/PID/stat), so a PID
+# reused by some other process after a reboot is never taken for ours.
+pid_of() { awk '{print $1}' "$PID_DIR/$1.pid" 2>/dev/null || true; }
+
+proc_starttime() { awk '{sub(/^.*\) /, ""); print $20}' "/proc/$1/stat" 2>/dev/null; }
 
 # True while the recorded process for NAME is alive (and not a zombie).
 is_running() {
-    local pid
-    pid=$(pid_of "$1")
+    local pid start
+    read -r pid start <"$PID_DIR/$1.pid" 2>/dev/null || return 1
     [[ -n $pid && -d /proc/$pid ]] || return 1
-    [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]]
+    [[ -z $start || $(proc_starttime "$pid") == "$start" ]] || return 1
+    [[ $(awk '{sub(/^.*\) /, ""); print $1}' "/proc/$pid/stat" 2>/dev/null) != Z ]]
 }
 
 # start_process NAME CMD... : runs CMD in its own session, output to
@@ -85,7 +90,8 @@ start_process() {
     log "starting $name"
     echo "=== $(date -u +%FT%TZ) $*" >>"$LOG_DIR/$name.log"
     setsid "$@" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
-    echo $! >"$PID_DIR/$name.pid"
+    local pid=$!
+    echo "$pid $(proc_starttime "$pid")" >"$PID_DIR/$name.pid"
 }
 
 # stop_process NAME : TERM, then KILL after a bounded wait; only the PID `up`
@@ -94,7 +100,7 @@ stop_process() {
     local name=$1 pid i
     pid=$(pid_of "$name")
     if [[ -z $pid ]]; then return 0; fi
-    if [[ -d /proc/$pid ]]; then
+    if is_running "$name"; then
         log "stopping $name (pid $pid)"
         kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
         for i in $(seq 1 40); do
@@ -127,6 +133,21 @@ wait_for() {
         fi
         sleep 1
     done
+}
+
+# write_file FILE < content : replaces FILE only when the content differs, and
+# atomically (kube-proxy exits when its config file changes; containerd
+# reloads the CNI config on every write).
+write_file() {
+    local file=$1 tmp
+    tmp=$(mktemp "$file.XXXXXX")
+    cat >"$tmp"
+    if cmp -s "$tmp" "$file"; then
+        rm -f "$tmp"
+    else
+        chmod 644 "$tmp"
+        mv -f "$tmp" "$file"
+    fi
 }
 
 kc() { "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" --request-timeout=20s "$@"; }

@@ -42,8 +42,8 @@ build_pause_image() {
     archive=$(pause_archive)
     [[ -s $archive ]] && return 0
     log "building the pause image $PAUSE_IMAGE from /usr/bin/catatonit"
-    file -L /usr/bin/catatonit 2>/dev/null | grep -q 'statically linked' ||
-        ldd /usr/bin/catatonit 2>&1 | grep -q 'not a dynamic' ||
+    file -L /usr/bin/catatonit 2>/dev/null | grep 'statically linked' >/dev/null ||
+        ldd /usr/bin/catatonit 2>&1 | grep 'not a dynamic' >/dev/null ||
         die "/usr/bin/catatonit is not statically linked; cannot make a scratch pause image from it"
     local ctr
     ctr=$(bah from scratch)

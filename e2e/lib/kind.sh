@@ -13,7 +13,7 @@ kind_up() {
     command -v kubectl >/dev/null || die "kubectl not found (https://kubernetes.io/docs/tasks/tools/)"
     docker info >/dev/null 2>&1 || die "no Docker engine answers ('docker info' failed): start Docker or use the local provider"
     mkdir -p "$E2E_STATE"
-    if ! kind get clusters 2>/dev/null | grep -qx "$KIND_CLUSTER"; then
+    if ! kind get clusters 2>/dev/null | grep -x "$KIND_CLUSTER" >/dev/null; then
         kind create cluster --name "$KIND_CLUSTER" --image "$KIND_NODE_IMAGE" --kubeconfig "$KUBECONFIG_PATH" --wait 180s
     else
         kind export kubeconfig --name "$KIND_CLUSTER" --kubeconfig "$KUBECONFIG_PATH"

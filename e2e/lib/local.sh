@@ -25,9 +25,23 @@ wait_default_service_account() {
     kc -n default get serviceaccount default >/dev/null 2>&1
 }
 
+# A cluster some of whose processes are gone (a failed `up`, a reboot, an
+# ended session) is torn down and made afresh rather than patched.
+teardown_stale_cluster() {
+    [[ -d $PID_DIR || -d $E2E_STATE/pki ]] || return 0
+    local c dead=()
+    for c in "${COMPONENTS[@]}"; do
+        is_running "$c" || dead+=("$c")
+    done
+    ((${#dead[@]})) || return 0
+    log "found a partial or stale cluster (not running: ${dead[*]}): tearing it down first"
+    local_down
+}
+
 local_up() {
     local start=$SECONDS
     check_prereqs
+    teardown_stale_cluster
     mkdir -p "$E2E_STATE" "$E2E_RUN" "$LOG_DIR" "$PID_DIR"
     chmod 755 "$E2E_STATE"
     build_binaries

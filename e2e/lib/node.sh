@@ -55,15 +55,15 @@ setup_host_network() {
         log "creating bridge $BRIDGE ($BRIDGE_IP/24)"
         ip link add "$BRIDGE" type bridge
     fi
-    ip addr show dev "$BRIDGE" | grep -q "inet $BRIDGE_IP/" || ip addr add "$BRIDGE_IP/24" dev "$BRIDGE"
+    ip addr show dev "$BRIDGE" | grep "inet $BRIDGE_IP/" >/dev/null || ip addr add "$BRIDGE_IP/24" dev "$BRIDGE"
     ip link set "$BRIDGE" up
     # Pods reach the outside through the host (masquerade), and forwarding
     # to/from the bridge is allowed whatever the FORWARD policy is.
-    iptables_ensure nat POSTROUTING -s "$POD_CIDR" ! -o "$BRIDGE" -j MASQUERADE
+    iptables_ensure nat POSTROUTING -s "$POD_CIDR" ! -d "$POD_CIDR" -j MASQUERADE
     iptables_ensure filter FORWARD -i "$BRIDGE" -j ACCEPT
     iptables_ensure filter FORWARD -o "$BRIDGE" -j ACCEPT
     mkdir -p "$CNI_CONF_DIR" "$E2E_STATE/cni/ipam"
-    cat >"$CNI_CONF_DIR/10-baton-e2e.conflist" <<EOF
+    write_file "$CNI_CONF_DIR/10-baton-e2e.conflist" <<EOF
 {
   "cniVersion": "0.4.0",
   "name": "baton-e2e",
@@ -198,7 +198,7 @@ start_scheduler() {
 
 write_containerd_config() {
     mkdir -p "$E2E_STATE/containerd" "$E2E_RUN/containerd"
-    cat >"$E2E_STATE/containerd/config.toml" <<EOF
+    write_file "$E2E_STATE/containerd/config.toml" <<EOF
 version = 2
 root = "$E2E_STATE/containerd/root"
 state = "$E2E_RUN/containerd/state"
@@ -252,13 +252,13 @@ start_containerd() {
 # namespace under NAME, unless NAME is already there.
 import_image() {
     local archive=$1 name=$2
-    if ctr_k8s images ls -q | grep -qxF "$name"; then
+    if ctr_k8s images ls -q | grep -xF "$name" >/dev/null; then
         return 0
     fi
     log "importing $name into containerd"
     local out
     out=$(ctr_k8s images import --all-platforms "$archive" 2>&1) || die "ctr images import $archive failed: $out"
-    ctr_k8s images ls -q | grep -qxF "$name" ||
+    ctr_k8s images ls -q | grep -xF "$name" >/dev/null ||
         die "after importing $archive, containerd has no image named $name (it has: $(ctr_k8s images ls -q | tr '\n' ' '))"
 }
 
@@ -270,7 +270,7 @@ node_ready() {
 
 start_kubelet() {
     mkdir -p "$E2E_STATE/kubelet" "$E2E_STATE/pod-logs"
-    cat >"$E2E_STATE/kubelet-config.yaml" <<EOF
+    write_file "$E2E_STATE/kubelet-config.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 address: $BRIDGE_IP
@@ -319,11 +319,11 @@ EOF
 # ---------------------------------------------------------------- kube-proxy
 
 api_service_programmed() {
-    iptables -t nat -S KUBE-SERVICES 2>/dev/null | grep -q -- "-d $API_SERVICE_IP/32"
+    iptables -t nat -S KUBE-SERVICES 2>/dev/null | grep -- "-d $API_SERVICE_IP/32" >/dev/null
 }
 
 start_kube_proxy() {
-    cat >"$E2E_STATE/kube-proxy-config.yaml" <<EOF
+    write_file "$E2E_STATE/kube-proxy-config.yaml" <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 mode: iptables
@@ -332,6 +332,7 @@ hostnameOverride: $NODE_NAME
 clientConnection:
   kubeconfig: $E2E_STATE/kube-proxy.kubeconfig
 oomScoreAdj: 0
+nodePortAddresses: [primary]
 metricsBindAddress: 127.0.0.1:10249
 healthzBindAddress: 127.0.0.1:10256
 # Leave the host's conntrack sysctls alone.
@@ -368,7 +369,7 @@ remove_all_containers() {
 our_shim_pids() {
     local p
     for p in /proc/[0-9]*; do
-        tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -q -- "-address $CONTAINERD_SOCK " && basename "$p"
+        tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -- "-address $CONTAINERD_SOCK " >/dev/null && basename "$p"
     done
     return 0
 }

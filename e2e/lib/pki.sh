@@ -29,7 +29,7 @@ new_cert() {
 # write_kubeconfig FILE CERT_NAME : a kubeconfig authenticating with a client cert.
 write_kubeconfig() {
     local file=$1 cert=$2 server=${3:-https://127.0.0.1:$API_PORT}
-    cat >"$file" <<EOF
+    write_file "$file" <<EOF
 apiVersion: v1
 kind: Config
 clusters:

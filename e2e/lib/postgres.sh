@@ -46,7 +46,7 @@ start_postgres() {
     mkdir -p "$LOG_DIR" "$PG_SOCKDIR"
     chown postgres:postgres "$PG_SOCKDIR"
     init_postgres
-    if ! is_running postgres && ss -ltn "( sport = :$PG_PORT )" | grep -q "$BRIDGE_IP:$PG_PORT\|\*:$PG_PORT\|0.0.0.0:$PG_PORT"; then
+    if ! is_running postgres && ss -ltn "( sport = :$PG_PORT )" | grep "$BRIDGE_IP:$PG_PORT\|\*:$PG_PORT\|0.0.0.0:$PG_PORT" >/dev/null; then
         die "port $BRIDGE_IP:$PG_PORT is taken by another server (ss -ltnp '( sport = :$PG_PORT )'); stop it or set E2E_PG_PORT"
     fi
     start_process postgres setpriv --reuid=postgres --regid=postgres --init-groups \
