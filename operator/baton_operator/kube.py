@@ -56,6 +56,14 @@ def load_kube_config() -> None:
         config.load_kube_config()  # type: ignore[no-untyped-call]
 
 
+def open_step(repo: JobRepository, execution: JobExecution, step: str) -> Any:
+    """Open a step row for a step whose pod never did (to record how it ended)."""
+    try:
+        return repo.open_step(execution, step, None, worker=None)
+    except TypeError:  # the repository API before flows: open_step(..., fresh=)
+        return repo.open_step(execution, step, None, worker=None, fresh=False)  # type: ignore[call-arg]
+
+
 def owner_tag(uid: str, restart: int, auto: int) -> str:
     """Recorded as the JobExecution's owner: lets a relaunch after an operator crash
     find the execution it already made instead of being rejected by it."""
@@ -376,7 +384,7 @@ class Operator:
         execution = self.repo.get_execution(action.execution_id)
         rows = [s for s in self.repo.step_executions(execution.id) if s.step_name == action.step]
         if not rows:
-            rows = [self.repo.open_step(execution, action.step, None, worker=None, fresh=False)]
+            rows = [open_step(self.repo, execution, action.step)]
         for row in rows:
             if row.status.running:
                 self.repo.finish_step(

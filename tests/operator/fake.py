@@ -1,0 +1,145 @@
+"""An in-memory stand-in for the Kubernetes API (what ``baton_operator.kube.Cluster``
+calls), whose Jobs run their step in-process with the real step entrypoint."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import threading
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from baton.repository import JobRepository
+from baton.step.runner import run_step
+from baton_operator.manifests import LABEL_EXECUTION, LABEL_JOB_EXECUTION_ID, LABEL_STEP
+from baton_operator.reconcile import ObservedJob
+
+
+@dataclass
+class FakeJob:
+    manifest: dict[str, Any]
+    active: int = 1
+    complete: bool = False
+    failed: bool = False
+    reason: str = ""
+    pods_deleted: int = 0
+    exit_codes: list[int] = field(default_factory=list)
+
+
+def merge(into: dict[str, Any], patch: dict[str, Any]) -> None:
+    for k, v in patch.items():
+        if v is None:
+            into.pop(k, None)
+        elif isinstance(v, dict) and isinstance(into.get(k), dict):
+            merge(into[k], v)
+        else:
+            into[k] = copy.deepcopy(v)
+
+
+class FakeCluster:
+    def __init__(self) -> None:
+        self.executions: dict[tuple[str, str], dict[str, Any]] = {}
+        self.batch_jobs: dict[tuple[str, str], dict[str, Any]] = {}
+        self.jobs: dict[str, FakeJob] = {}
+        self.events: list[tuple[str, str, str]] = []
+        self.writes: Counter[str] = Counter()
+        self.lock = threading.Lock()
+        self._gen = itertools.count(1)
+
+    # ---- what tests do (kubectl)
+
+    def apply_job(self, doc: dict[str, Any], namespace: str = "default") -> None:
+        obj = copy.deepcopy(doc)
+        obj["metadata"] = {**obj["metadata"], "namespace": namespace, "generation": 1}
+        self.batch_jobs[(namespace, obj["metadata"]["name"])] = obj
+
+    def apply_execution(self, name: str, spec: dict[str, Any], namespace: str = "default") -> None:
+        self.executions[(namespace, name)] = {
+            "apiVersion": "baton.dev/v1alpha1",
+            "kind": "BatchExecution",
+            "metadata": {"name": name, "namespace": namespace, "uid": str(uuid.uuid4())},
+            "spec": copy.deepcopy(spec),
+        }
+
+    def patch_spec(self, name: str, patch: dict[str, Any], namespace: str = "default") -> None:
+        merge(self.executions[(namespace, name)]["spec"], patch)
+
+    def status(self, name: str, namespace: str = "default") -> dict[str, Any]:
+        return dict(self.executions[(namespace, name)].get("status") or {})
+
+    def run_jobs(self, repo: JobRepository) -> int:
+        """Run every active Job's pods to their end (in-process); return how many ran."""
+        ran = 0
+        for job in list(self.jobs.values()):
+            if job.active and not job.complete and not job.failed:
+                self.run_job(repo, job)
+                ran += 1
+        return ran
+
+    def run_job(self, repo: JobRepository, job: FakeJob) -> int:
+        cmd = job.manifest["spec"]["template"]["spec"]["containers"][0]["command"]
+        execution_id, step = int(cmd[2]), cmd[3]
+        code = int(run_step(repo, execution_id, step))
+        job.exit_codes.append(code)
+        job.active = 0
+        if code == 0:
+            job.complete = True
+        else:
+            job.failed, job.reason = True, "PodFailurePolicy"
+        return code
+
+    # ---- the Cluster interface the operator uses
+
+    def get_execution(self, namespace: str, name: str) -> dict[str, Any] | None:
+        obj = self.executions.get((namespace, name))
+        return copy.deepcopy(obj) if obj else None
+
+    def get_batch_job(self, namespace: str, name: str) -> dict[str, Any] | None:
+        obj = self.batch_jobs.get((namespace, name))
+        return copy.deepcopy(obj) if obj else None
+
+    def list_jobs(self, namespace: str, execution: str) -> list[ObservedJob]:
+        out = []
+        for name, j in self.jobs.items():
+            labels = j.manifest["metadata"]["labels"]
+            if labels[LABEL_EXECUTION] != execution:
+                continue
+            out.append(
+                ObservedJob(
+                    name=name,
+                    step=labels[LABEL_STEP],
+                    job_execution_id=int(labels[LABEL_JOB_EXECUTION_ID]),
+                    active=j.active,
+                    complete=j.complete,
+                    failed_condition=j.failed,
+                    failed_reason=j.reason,
+                )
+            )
+        return out
+
+    def create_job(self, manifest: dict[str, Any]) -> bool:
+        name = manifest["metadata"]["name"]
+        if name in self.jobs:
+            return False
+        self.jobs[name] = FakeJob(copy.deepcopy(manifest))
+        self.writes["create jobs"] += 1
+        return True
+
+    def delete_pods(self, namespace: str, job_name: str) -> None:
+        self.jobs[job_name].pods_deleted += 1
+        self.writes["delete pods"] += 1
+
+    def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        obj = self.executions[(namespace, name)]
+        status = obj.setdefault("status", {})
+        merge(status, patch)
+        self.writes["patch status"] += 1
+
+    def event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
+        self.events.append((type_, reason, message))
+        self.writes["create events"] += 1
+
+    def delete_job(self, name: str) -> None:
+        del self.jobs[name]

@@ -1,0 +1,87 @@
+"""Job manifests: deterministic names, the exit-code contract, Indexed Jobs."""
+
+from __future__ import annotations
+
+from baton.domain import ExitCode
+from baton_operator.config import OperatorConfig
+from baton_operator.manifests import MAX_JOB_NAME, job_name, pod_failure_policy, step_job
+
+CFG = OperatorConfig(image="baton:test", db_secret="db", db_secret_key="url")
+
+
+def test_job_names_are_deterministic_and_short() -> None:
+    assert job_name("orders", 1, "load") == "orders-1-load"
+    assert job_name("orders", 1, "load") == job_name("orders", 1, "load")
+    assert job_name("orders", 2, "load") != job_name("orders", 1, "load")
+    long = job_name("x" * 60, 12, "a-very-long-step-name-indeed")
+    assert len(long) <= MAX_JOB_NAME
+    assert long == job_name("x" * 60, 12, "a-very-long-step-name-indeed")
+    assert long != job_name("x" * 60, 12, "a-very-long-step-name-indeeD".lower() + "x")
+    assert job_name("e", 1, "s", (0, 1)) != job_name("e", 1, "s", (2,))
+
+
+def _rule(action: str) -> list[int]:
+    for r in pod_failure_policy()["rules"]:
+        if r["action"] == action and "onExitCodes" in r:
+            return list(r["onExitCodes"]["values"])
+    return []
+
+
+def test_exit_code_contract() -> None:
+    never = _rule("FailIndex")
+    assert ExitCode.STOPPED in never and ExitCode.FATAL in never
+    assert ExitCode.FAILED not in never  # retryable: counted against backoffLimitPerIndex
+    assert ExitCode.DATABASE not in never  # the database may come back
+    assert _rule("Ignore") == [ExitCode.CONTINUE]
+    first = pod_failure_policy()["rules"][0]
+    assert first == {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}
+
+
+def test_plain_step_job() -> None:
+    job = step_job(
+        execution="bx",
+        namespace="ns",
+        uid="u-1",
+        job_execution_id=7,
+        attempt=2,
+        step="load",
+        config=CFG,
+        backoff_limit_per_index=3,
+        working_dir="/opt/code",
+    )
+    assert job["metadata"]["name"] == "bx-2-load"
+    owner = job["metadata"]["ownerReferences"][0]
+    assert (owner["kind"], owner["uid"], owner["controller"]) == ("BatchExecution", "u-1", True)
+    spec = job["spec"]
+    assert (spec["completionMode"], spec["completions"], spec["parallelism"]) == ("Indexed", 1, 1)
+    assert spec["backoffLimitPerIndex"] == 3
+    pod = spec["template"]["spec"]
+    assert pod["restartPolicy"] == "Never"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    c = pod["containers"][0]
+    assert c["command"] == ["baton", "step", "7", "load"]
+    assert c["image"] == "baton:test"
+    assert c["workingDir"] == "/opt/code"
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    db = next(e for e in c["env"] if e["name"] == "BATON_DB_URL")
+    assert db["valueFrom"]["secretKeyRef"] == {"name": "db", "key": "url"}
+    assert all("value" not in e or "postgres" not in e["value"] for e in c["env"])
+
+
+def test_partitioned_step_is_an_indexed_job_over_pending_partitions() -> None:
+    job = step_job(
+        execution="bx",
+        namespace="ns",
+        uid="u",
+        job_execution_id=7,
+        attempt=1,
+        step="map",
+        config=CFG,
+        partitions=(3, 5, 7),
+        parallelism=2,
+    )
+    spec = job["spec"]
+    assert (spec["completions"], spec["parallelism"]) == (3, 2)
+    c = spec["template"]["spec"]["containers"][0]
+    assert c["command"][-1] == "--partition-from-index"
+    assert {"name": "BATON_PARTITIONS", "value": "3,5,7"} in c["env"]
