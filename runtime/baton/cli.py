@@ -466,11 +466,20 @@ def step(
     execution_id: Annotated[int, typer.Argument(metavar="ID")],
     name: Annotated[str, typer.Argument(metavar="STEP")],
     partition: Annotated[int | None, typer.Option(help="Partition index.")] = None,
+    partition_from_index: Annotated[
+        bool,
+        typer.Option(help="Indexed Job pod: run partition BATON_PARTITIONS[JOB_COMPLETION_INDEX]."),
+    ] = False,
     db: Db = DEFAULT_URL,
 ) -> None:
     """Run one step of an execution (what the local executor and pods run)."""
+    import os
+
     from baton.step.runner import run_step
 
+    if partition_from_index:
+        pending = os.environ.get("BATON_PARTITIONS", "").split(",")
+        partition = int(pending[int(os.environ["JOB_COMPLETION_INDEX"])])
     raise typer.Exit(run_step(_repo(db), execution_id, name, partition))
 
 
