@@ -1,0 +1,541 @@
+#!/usr/bin/env python
+"""Chunk-step throughput: Baton against a hand-written psycopg loop, in the same run.
+
+The same job both ways: read N generated rows, transform each, insert them into a
+table in the job repository's PostgreSQL, one transaction per ``--chunk-size`` rows.
+
+(a) Baton: a chunk step (a generated-rows reader, a transforming processor, a
+    ``SqlWriter`` subclass), launched in-process with ``JobOperator.start_next_instance``;
+    every chunk's rows commit together with the chunk's checkpoint.
+(b) Hand-written: psycopg 3, ``executemany`` + ``commit`` every ``--chunk-size`` rows.
+
+Repetitions alternate (ABBA) so that drift of the machine hits both sides alike, and
+the result is a ratio of throughputs measured in this run, never an absolute claim.
+
+Before timing, the job is executed ``--history`` times (default 50) while a SQLAlchemy
+``before_cursor_execute`` listener on ``repo.engine`` counts the statements of every
+transaction; the statements per chunk of the 1st and of the last execution are printed
+and must be equal: the chunk loop runs no query whose cost grows with the history.
+
+    python bench/chunk_throughput.py --rows 200000 --repeat 6
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, MutableMapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from baton import BatchJob, BatchStatus, JobOperator, JobRepository, SqlWriter
+from baton.repository import normalize_url
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Connection,
+    Engine,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    text,
+)
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+MODULE = __name__  # the components below are referenced as MODULE:attr
+JOB_NAME = "bench-chunk-throughput"
+CATEGORIES = ("books", "games", "music", "tools", "toys")
+
+metadata = MetaData()
+COLUMNS = ("id", "name", "amount_cents", "category", "even")
+
+
+def _out_table(name: str) -> Table:
+    return Table(
+        name,
+        metadata,
+        Column("id", BigInteger, nullable=False),
+        Column("name", String(32), nullable=False),
+        Column("amount_cents", BigInteger, nullable=False),
+        Column("category", String(16), nullable=False),
+        Column("even", Boolean, nullable=False),
+    )
+
+
+baton_out = _out_table("bench_out_baton")
+hand_out = _out_table("bench_out_hand")
+
+
+# ---------------------------------------------------------------- the job, both ways
+
+
+def generate(i: int) -> dict[str, Any]:
+    """Row ``i`` of the input (deterministic, so a restart would read the same)."""
+    return {"id": i, "name": f"item-{i:09d}", "amount": (i * 7919) % 100_000 / 100, "cat": i % 5}
+
+
+def transform(item: dict[str, Any]) -> dict[str, Any]:
+    cents = round(item["amount"] * 100)
+    return {
+        "id": item["id"],
+        "name": item["name"].upper(),
+        "amount_cents": cents,
+        "category": CATEGORIES[item["cat"]],
+        "even": cents % 2 == 0,
+    }
+
+
+class GeneratedRows:
+    """Reads ``generate(1..rows)``; restartable by the count of rows read."""
+
+    def __init__(self, params: Any):
+        self.rows = int(params["rows"])
+        self.pos = 0
+
+    def open(self, context: MutableMapping[str, Any]) -> None:
+        self.pos = int(context.get("generated.pos", 0))
+
+    def read(self) -> dict[str, Any] | None:
+        if self.pos >= self.rows:
+            return None
+        self.pos += 1
+        return generate(self.pos)
+
+    def update(self, context: MutableMapping[str, Any]) -> None:
+        context["generated.pos"] = self.pos
+
+    def close(self) -> None:
+        pass
+
+    def total(self) -> int:
+        return self.rows - self.pos
+
+
+class BenchWriter(SqlWriter):
+    """Inserts into ``bench_out_baton`` inside each chunk's checkpoint transaction."""
+
+    table = baton_out
+
+
+def bench_job(chunk_size: int) -> BatchJob:
+    return BatchJob.model_validate(
+        {
+            "metadata": {"name": JOB_NAME},
+            "spec": {
+                "incrementer": "run.id",
+                "parameters": [{"name": "rows", "type": "int", "identifying": False}],
+                "steps": [
+                    {
+                        "name": "load",
+                        "chunk": {
+                            "reader": f"{MODULE}:GeneratedRows",
+                            "processor": f"{MODULE}:transform",
+                            "writer": f"{MODULE}:BenchWriter",
+                            "size": chunk_size,
+                        },
+                    }
+                ],
+            },
+        }
+    )
+
+
+def run_baton(op: JobOperator, job: BatchJob, rows: int) -> int:
+    """One execution of the job through Baton; returns its execution id."""
+    execution = op.start_next_instance(job, {"rows": rows})
+    if execution.status is not BatchStatus.COMPLETED:
+        raise RuntimeError(
+            f"bench job ended {execution.status.value}: {execution.exit_description}"
+        )
+    return execution.id
+
+
+def run_hand(url: str, rows: int, chunk_size: int) -> None:
+    """The same job, hand-written: executemany + commit every ``chunk_size`` rows."""
+    sql = f"INSERT INTO {hand_out.name} ({', '.join(COLUMNS)}) VALUES "
+    with _dbapi_connect(url) as (conn, style):
+        cur = conn.cursor()
+        stmt = sql + "(" + ", ".join([style] * len(COLUMNS)) + ")"
+        batch: list[tuple[Any, ...]] = []
+        for i in range(1, rows + 1):
+            r = transform(generate(i))
+            batch.append((r["id"], r["name"], r["amount_cents"], r["category"], r["even"]))
+            if len(batch) == chunk_size:
+                cur.executemany(stmt, batch)
+                conn.commit()
+                batch = []
+        if batch:
+            cur.executemany(stmt, batch)
+            conn.commit()
+        cur.close()
+
+
+@contextmanager
+def _dbapi_connect(url: str) -> Iterator[tuple[Any, str]]:
+    """A plain DBAPI connection (psycopg 3, or sqlite3 for the smoke test)."""
+    parsed = make_url(normalize_url(url))
+    if parsed.get_backend_name() == "sqlite":
+        import sqlite3
+
+        conn: Any = sqlite3.connect(parsed.database or ":memory:", timeout=60)
+        style = "?"
+    else:
+        import psycopg
+
+        conn = psycopg.connect(parsed.set(drivername="postgresql").render_as_string(False))
+        style = "%s"
+    try:
+        yield conn, style
+    finally:
+        conn.close()
+
+
+# ---------------------------------------------------------------- counting statements
+
+
+@dataclass
+class Transaction:
+    statements: list[str] = field(default_factory=list)
+    insert_rows: list[int] = field(default_factory=list)  # parameter sets per INSERT
+
+    @property
+    def is_chunk(self) -> bool:
+        """A chunk transaction is the one holding the checkpoint UPDATE ... RETURNING."""
+        return any(
+            s.startswith("UPDATE baton_step_execution") and "RETURNING" in s
+            for s in self.statements
+        )
+
+
+@dataclass
+class ExecutionCount:
+    """What one job execution sent through ``repo.engine``."""
+
+    chunks: int
+    per_chunk: dict[int, int]  # statements per chunk transaction → how many chunks
+    outside_chunks: int  # statements of the execution not in a chunk transaction
+    insert_style: str  # how the chunk's rows travelled
+    checkouts: int  # pool checkouts of the execution (each a pre-ping round trip on PG)
+
+    @property
+    def statements_per_chunk(self) -> int | None:
+        return next(iter(self.per_chunk)) if len(self.per_chunk) == 1 else None
+
+    def describe(self) -> str:
+        per = ", ".join(f"{n} stmts x {c}" for n, c in sorted(self.per_chunk.items()))
+        return (
+            f"{self.chunks} chunks [{per}], {self.outside_chunks} statements outside chunks, "
+            f"insert = {self.insert_style}, {self.checkouts} pool checkouts"
+        )
+
+
+class StatementCounter:
+    """Counts the statements of every transaction on an engine (SQLAlchemy events)."""
+
+    def __init__(self, engine: Engine):
+        self.engine = engine
+        self._lock = threading.Lock()
+        self._open: dict[int, Transaction] = {}
+        self.done: list[Transaction] = []
+        self.outside = 0
+        self.checkouts = 0
+        self._listeners: list[tuple[Any, str, Callable[..., None]]] = [
+            (engine, "begin", self._begin),
+            (engine, "commit", self._end),
+            (engine, "rollback", self._end),
+            (engine, "before_cursor_execute", self._statement),
+            (engine.pool, "checkout", self._checkout),
+        ]
+        for target, name, fn in self._listeners:
+            # insert=True: run before the engine's own "begin" hook (SQLite's BEGIN
+            # IMMEDIATE), so that statement counts as part of the transaction.
+            event.listen(target, name, fn, insert=True)
+
+    def close(self) -> None:
+        for target, name, fn in self._listeners:
+            event.remove(target, name, fn)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.done = []
+            self.outside = 0
+            self.checkouts = 0
+
+    def _begin(self, conn: Connection) -> None:
+        with self._lock:
+            self._open[id(conn)] = Transaction()
+
+    def _end(self, conn: Connection) -> None:
+        with self._lock:
+            tx = self._open.pop(id(conn), None)
+            if tx is not None:
+                self.done.append(tx)
+
+    def _checkout(self, *_: Any) -> None:
+        with self._lock:
+            self.checkouts += 1
+
+    def _statement(
+        self,
+        conn: Connection,
+        _cursor: Any,
+        statement: str,
+        parameters: Any,
+        _context: Any,
+        executemany: bool,
+    ) -> None:
+        with self._lock:
+            tx = self._open.get(id(conn))
+            if tx is None:
+                self.outside += 1
+                return
+            tx.statements.append(statement.lstrip())
+            if statement.lstrip().upper().startswith("INSERT"):
+                if executemany:
+                    tx.insert_rows.append(len(parameters))
+                else:
+                    tx.insert_rows.append(-(statement.upper().count("),") + 1))
+
+    def snapshot(self) -> ExecutionCount:
+        with self._lock:
+            chunks = [t for t in self.done if t.is_chunk]
+            others = sum(len(t.statements) for t in self.done if not t.is_chunk)
+            styles = Counter(
+                f"{len(c.insert_rows)} executemany of {c.insert_rows[0]} rows"
+                if c.insert_rows and c.insert_rows[0] > 0
+                else f"{len(c.insert_rows)} multi-VALUES statement(s)"
+                for c in chunks
+            )
+            return ExecutionCount(
+                chunks=len(chunks),
+                per_chunk=dict(Counter(len(c.statements) for c in chunks)),
+                outside_chunks=others + self.outside,
+                insert_style="; ".join(f"{s} (x{n})" for s, n in styles.items()) or "-",
+                checkouts=self.checkouts,
+            )
+
+
+# ---------------------------------------------------------------- the benchmark
+
+
+@dataclass
+class BenchResult:
+    rows: int
+    chunk_size: int
+    first: ExecutionCount
+    last: ExecutionCount
+    history: int
+    baton_seconds: list[float] = field(default_factory=list)
+    hand_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def pair_ratios(self) -> list[float]:
+        """Throughput ratio Baton/hand-written of each repetition (time_hand / time_baton)."""
+        return [h / b for b, h in zip(self.baton_seconds, self.hand_seconds, strict=True)]
+
+    @property
+    def ratio(self) -> float:
+        """Median over repetitions of the paired ratios."""
+        return statistics.median(self.pair_ratios)
+
+    @property
+    def same_statements_per_chunk(self) -> bool:
+        return self.first.per_chunk.keys() == self.last.per_chunk.keys() and (
+            self.first.statements_per_chunk is not None
+        )
+
+
+def _prepare_tables(engine: Engine) -> None:
+    metadata.create_all(engine, checkfirst=True)
+
+
+def _clear(engine: Engine) -> None:
+    """Empty both output tables (outside the timed region)."""
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text(f"TRUNCATE {baton_out.name}, {hand_out.name}"))
+        else:
+            for t in (baton_out, hand_out):
+                conn.execute(t.delete())
+
+
+def _count(engine: Engine, table: Table) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text(f"SELECT count(*) FROM {table.name}")).scalar_one())
+
+
+def run_bench(
+    url: str,
+    *,
+    rows: int,
+    repeat: int,
+    chunk_size: int = 1000,
+    history: int = 50,
+    history_rows: int | None = None,
+    say: Callable[[str], None] = print,
+) -> BenchResult:
+    """Run both sides against the database at ``url`` (used as it is)."""
+    repo = JobRepository(url)
+    admin = create_engine(normalize_url(url), isolation_level="AUTOCOMMIT")
+    try:
+        _prepare_tables(admin)
+        job = bench_job(chunk_size)
+        op = JobOperator(repo, in_process=True)
+        history_rows = history_rows or 5 * chunk_size
+
+        # 1. Statements per chunk, on the 1st and the last of `history` executions.
+        say(f"history: {history} executions of {history_rows} rows (chunk size {chunk_size})")
+        counter = StatementCounter(repo.engine)
+        counts: list[ExecutionCount] = []
+        try:
+            for _ in range(history):
+                counter.reset()
+                run_baton(op, job, history_rows)
+                counts.append(counter.snapshot())
+        finally:
+            counter.close()
+        first, last = counts[0], counts[-1]
+        say(f"  execution 1:  {first.describe()}")
+        say(f"  execution {history}: {last.describe()}")
+
+        # 2. Throughput, ABBA-interleaved, on a repository holding that history.
+        result = BenchResult(rows, chunk_size, first, last, history)
+        run_hand(url, min(rows, 10 * chunk_size), chunk_size)  # warm-up (caches, plans)
+        say(f"throughput: {repeat} x {rows} rows each way, interleaved")
+        for rep in range(repeat):
+            times: dict[str, float] = {}
+            order = ("baton", "hand") if rep % 2 == 0 else ("hand", "baton")
+            for side in order:
+                _clear(admin)
+                t0 = time.perf_counter()
+                if side == "baton":
+                    run_baton(op, job, rows)
+                else:
+                    run_hand(url, rows, chunk_size)
+                times[side] = time.perf_counter() - t0
+                table = baton_out if side == "baton" else hand_out
+                written = _count(admin, table)
+                if written != rows:
+                    raise RuntimeError(f"{side} wrote {written} rows, expected {rows}")
+            result.baton_seconds.append(times["baton"])
+            result.hand_seconds.append(times["hand"])
+            say(
+                f"  rep {rep + 1}: Baton/hand-written throughput = "
+                f"{times['hand'] / times['baton']:.3f}  (order: {' then '.join(order)})"
+            )
+        return result
+    finally:
+        admin.dispose()
+        repo.dispose()
+
+
+def report(result: BenchResult, say: Callable[[str], None] = print) -> None:
+    ratios = result.pair_ratios
+    say("")
+    say(
+        f"Baton / hand-written throughput at chunk size {result.chunk_size}, {result.rows} rows: "
+        f"median {result.ratio:.3f}  (min {min(ratios):.3f}, max {max(ratios):.3f}, "
+        f"ratio of medians {statistics.median(result.hand_seconds) / statistics.median(result.baton_seconds):.3f})"  # noqa: E501
+    )
+    say("target: >= 0.9  ->  " + ("met" if result.ratio >= 0.9 else "NOT met"))
+    say(
+        f"statements per chunk: execution 1 = {_per(result.first)}, "
+        f"execution {result.history} = {_per(result.last)}  ->  "
+        + ("same" if result.same_statements_per_chunk else "DIFFERENT")
+    )
+    say(
+        f"statements outside chunks per execution: execution 1 = {result.first.outside_chunks}, "
+        f"execution {result.history} = {result.last.outside_chunks}"
+    )
+
+
+def _per(c: ExecutionCount) -> str:
+    n = c.statements_per_chunk
+    return str(n) if n is not None else str(c.per_chunk)
+
+
+# ---------------------------------------------------------------- command line
+
+
+def _server_url(given: str | None) -> str:
+    url = given or os.environ.get("BATON_TEST_PG_URL")
+    if url:
+        return normalize_url(url)
+    out = subprocess.run(
+        [str(ROOT / "scripts" / "postgres.sh"), "start"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return normalize_url(out.stdout.strip().splitlines()[-1])
+
+
+@contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    """A new, empty database on the server of ``server_url``, dropped afterwards."""
+    name = f"baton_bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(server_url).set(database=name).render_as_string(False)
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    p.add_argument("--rows", type=int, default=100_000, help="rows per timed run")
+    p.add_argument("--repeat", type=int, default=6, help="timed runs of each side")
+    p.add_argument("--chunk-size", type=int, default=1000)
+    p.add_argument("--history", type=int, default=50, help="executions before timing")
+    p.add_argument("--history-rows", type=int, default=None, help="rows per history run")
+    p.add_argument(
+        "--pg-url",
+        default=None,
+        help="PostgreSQL server (default: $BATON_TEST_PG_URL, else scripts/postgres.sh start);"
+        " the bench runs in a fresh database on it",
+    )
+    p.add_argument(
+        "--db-url", default=None, help="run in this database as it is (sqlite:/// or PG)"
+    )
+    args = p.parse_args(argv)
+    if args.rows % args.chunk_size:
+        p.error("--rows must be a multiple of --chunk-size (all chunks full)")
+
+    def go(url: str) -> BenchResult:
+        return run_bench(
+            url,
+            rows=args.rows,
+            repeat=args.repeat,
+            chunk_size=args.chunk_size,
+            history=args.history,
+            history_rows=args.history_rows,
+        )
+
+    if args.db_url:
+        result = go(args.db_url)
+    else:
+        with fresh_database(_server_url(args.pg_url)) as url:
+            result = go(url)
+    report(result)
+    return 0 if result.same_statements_per_chunk else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
