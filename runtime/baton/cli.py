@@ -470,9 +470,10 @@ def step(
         bool,
         typer.Option(help="Indexed Job pod: run partition BATON_PARTITIONS[JOB_COMPLETION_INDEX]."),
     ] = False,
+    kind: Annotated[str, typer.Option(help="step, compensation or callback.")] = "step",
     db: Db = DEFAULT_URL,
 ) -> None:
-    """Run one step of an execution (what the local executor and pods run)."""
+    """Run one unit of an execution (what the local executor and pods run)."""
     import os
 
     from baton.step.runner import run_step
@@ -480,7 +481,84 @@ def step(
     if partition_from_index:
         pending = os.environ.get("BATON_PARTITIONS", "").split(",")
         partition = int(pending[int(os.environ["JOB_COMPLETION_INDEX"])])
-    raise typer.Exit(run_step(_repo(db), execution_id, name, partition))
+    raise typer.Exit(run_step(_repo(db), execution_id, name, partition, kind=kind))
+
+
+@app.command()
+def results(
+    execution_id: Annotated[int, typer.Argument(metavar="ID")],
+    db: Db = DEFAULT_URL,
+    as_json: AsJson = False,
+) -> None:
+    """Results the steps (and partitions) of an execution returned."""
+    explorer = JobExplorer(_repo(db))
+    rows = [
+        {
+            "step": s.step_name,
+            "partition": s.partition,
+            "status": s.status.value,
+            "result": s.result,
+        }
+        for s in explorer.step_executions(execution_id)
+        if s.kind == "step"
+    ]
+    if as_json:
+        return _print_json(rows)
+    t = Table("Step", "Status", "Result")
+    for r in rows:
+        name = r["step"] if r["partition"] is None else f"{r['step']}[{r['partition']}]"
+        t.add_row(name, _styled(r["status"]), json.dumps(r["result"], default=str)[:100])
+    out.print(t)
+
+
+@app.command()
+def history(
+    job: Annotated[str, typer.Argument(metavar="JOB")],
+    limit: Annotated[int, typer.Option(help="Executions to look at, newest first.")] = 20,
+    db: Db = DEFAULT_URL,
+    as_json: AsJson = False,
+) -> None:
+    """Where each step of a job ran: worker (pod or host), times, memory, incarnations."""
+    explorer = JobExplorer(_repo(db))
+    explorer.instances(job)  # unknown job → clear error
+    rows: list[dict[str, Any]] = [
+        {
+            "execution": e.id,
+            "step": s.step_name,
+            "partition": s.partition,
+            "kind": s.kind,
+            "status": s.status.value,
+            "worker": s.worker,
+            "startTime": s.start_time.isoformat(),
+            "endTime": s.end_time.isoformat() if s.end_time else None,
+            "durationSeconds": round((s.end_time - s.start_time).total_seconds(), 3)
+            if s.end_time
+            else None,
+            "peakMemoryKb": s.peak_memory_kb,
+            "incarnations": s.incarnations,
+        }
+        for e, s in explorer.repository.history(job, limit=limit)
+    ]
+    if as_json:
+        return _print_json(rows)
+    t = Table(
+        "Exec", "Step", "Kind", "Status", "Worker", "Started", "Seconds", "Peak MiB", "Incarnations"
+    )
+    for r in rows:
+        name = r["step"] if r["partition"] is None else f"{r['step']}[{r['partition']}]"
+        mem = f"{r['peakMemoryKb'] / 1024:.0f}" if r["peakMemoryKb"] else ""
+        t.add_row(
+            str(r["execution"]),
+            name,
+            r["kind"],
+            _styled(r["status"]),
+            r["worker"] or "",
+            r["startTime"][:19],
+            str(r["durationSeconds"] or ""),
+            mem,
+            str(r["incarnations"]),
+        )
+    out.print(t)
 
 
 @app.command()

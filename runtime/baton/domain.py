@@ -27,6 +27,7 @@ class BatchStatus(StrEnum):
     UNKNOWN = "UNKNOWN"
     COMPENSATING = "COMPENSATING"
     COMPENSATED = "COMPENSATED"
+    COMPENSATION_FAILED = "COMPENSATION_FAILED"
 
     @property
     def running(self) -> bool:
@@ -227,7 +228,7 @@ def launch_verdict(last: BatchStatus | None, *, prevent_restart: bool) -> Launch
         return LaunchVerdict.ALREADY_RUNNING
     if last is BatchStatus.ABANDONED:
         return LaunchVerdict.ABANDONED
-    if last is BatchStatus.COMPENSATED:
+    if last in (BatchStatus.COMPENSATED, BatchStatus.COMPENSATION_FAILED):
         return LaunchVerdict.COMPENSATED
     if last is BatchStatus.UNKNOWN:
         return LaunchVerdict.UNKNOWN_STATE

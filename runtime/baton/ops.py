@@ -16,7 +16,8 @@ from baton.errors import (
     UnexpectedJobExecutionState,
     UnknownJob,
 )
-from baton.executors.local import LocalExecutor, Tick, owner_alive
+from baton.executors.local import LocalExecutor, Tick, owner_alive, state_of, this_owner
+from baton.flow import compensation_plan
 from baton.loading import add_import_paths, resolve, resolve_exception
 from baton.registry import RegisteredJob
 from baton.repository import (
@@ -194,7 +195,7 @@ class JobOperator:
             bound,
             prevent_restart=job.spec.prevent_restart,
             source_dir=str(source_dir.resolve()) if source_dir else None,
-            owner=None,
+            owner=this_owner(),
         )
 
     def run(self, execution: JobExecution) -> JobExecution:
@@ -249,7 +250,7 @@ class JobOperator:
             old.parameters,
             prevent_restart=job.spec.prevent_restart,
             source_dir=old.source_dir,
-            owner=None,
+            owner=this_owner(),
         )
         if on_launched:
             on_launched(execution)
@@ -296,6 +297,19 @@ class JobOperator:
             raise UnexpectedJobExecutionState(
                 f"cannot abandon execution {execution_id}: it is {execution.status.value}{hint}"
             )
+        job = BatchJob.model_validate(execution.job_spec)
+        if job.spec.compensate_on_abandon and self._compensations_due(execution, job):
+            compensating = self.repository.transition(
+                execution_id,
+                BatchStatus.COMPENSATING,
+                allowed=(execution.status,),
+                action="abandon",
+                description="abandoned; compensating",
+            )
+            executor = LocalExecutor(
+                self.repository, in_process=self.in_process, on_tick=self.on_tick
+            )
+            return executor.run(compensating, abandoning=True)
         return self.repository.transition(
             execution_id,
             BatchStatus.ABANDONED,
@@ -304,6 +318,16 @@ class JobOperator:
             exit_code="ABANDONED",
             end=True,
         )
+
+    def _compensations_due(self, execution: JobExecution, job: BatchJob) -> bool:
+        state = state_of(
+            execution,
+            self.repository.step_executions(execution.id),
+            self.repository.previous_steps(execution),
+            self.repository.partition_counts(execution.instance_id),
+            abandoning=True,
+        )
+        return bool(compensation_plan(job.spec, state, len(job.spec.steps)))
 
     def recover(
         self, execution_id: int, *, force: bool = False, quiet: bool = False

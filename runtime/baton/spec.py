@@ -70,9 +70,28 @@ class ChunkSpec(Model):
     retry: list[str] = Field(default_factory=list, description="Retryable exception types.")
 
 
-class StepSpec(Model):
-    """One step of the job: a tasklet (run once) or a chunk-oriented step."""
+class PartitionsSpec(Model):
+    """Fan-out: the step runs once per partition (an Indexed Job in the cluster)."""
 
+    count: int | None = Field(
+        default=None, ge=0, le=100_000, description="N partitions (0: only dynamic ones)."
+    )
+    items: list[Any] | None = Field(
+        default=None, description="One partition per item: its args (ctx.partition)."
+    )
+    from_step: str | None = Field(
+        default=None, description="Use the list an earlier step returned as the items."
+    )
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PartitionsSpec:
+        given = [k for k in ("count", "items", "from_step") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("partitions needs exactly one of 'count', 'items' or 'fromStep'")
+        return self
+
+
+class StepBody(Model):
     name: str = Field(pattern=NAME_PATTERN, max_length=63, description="Step name.")
     tasklet: str | None = Field(
         default=None, pattern=REF_PATTERN, description="module:attr of a callable run once."
@@ -82,12 +101,67 @@ class StepSpec(Model):
     allow_start_if_complete: bool = Field(
         default=False, description="Run again on restart even if it completed before."
     )
+    partitions: PartitionsSpec | None = None
+    parallelism: int | None = Field(
+        default=None, ge=1, description="At most this many partitions at once."
+    )
+    compensate: str | None = Field(
+        default=None,
+        pattern=REF_PATTERN,
+        description="module:attr run to undo this step when the job fails (saga).",
+    )
+    max_duration_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="Time budget per incarnation; the step checkpoints and continues in a new one.",
+    )
+
+    def _check_kind(self) -> None:
+        if (self.tasklet is None) == (self.chunk is None):
+            raise ValueError(f"step '{self.name}' needs exactly one of 'tasklet' or 'chunk'")
+
+
+class BranchSpec(StepBody):
+    """A step inside a parallel group or a callback."""
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> BranchSpec:
+        self._check_kind()
+        return self
+
+
+class StepSpec(StepBody):
+    """One entry of the chain: a tasklet, a chunk-oriented step, or a parallel group."""
+
+    parallel: list[BranchSpec] | None = Field(
+        default=None, min_length=1, description="Steps run at the same time (a split)."
+    )
 
     @model_validator(mode="after")
     def _one_kind(self) -> StepSpec:
-        if (self.tasklet is None) == (self.chunk is None):
-            raise ValueError(f"step '{self.name}' needs exactly one of 'tasklet' or 'chunk'")
+        if self.parallel is not None:
+            extra = [
+                k
+                for k in ("tasklet", "chunk", "partitions", "compensate")
+                if getattr(self, k) is not None
+            ]
+            if extra:
+                raise ValueError(
+                    f"parallel group '{self.name}' cannot also have {', '.join(extra)}"
+                )
+        else:
+            self._check_kind()
         return self
+
+    @property
+    def members(self) -> list[StepBody]:
+        """The steps this entry runs: itself, or the members of its group."""
+        return list(self.parallel) if self.parallel is not None else [self]
+
+
+class ConcurrencySpec(Model):
+    max_running: int = Field(default=1, ge=1, description="Executions of this job at once.")
+    cooldown_seconds: float = Field(default=0, ge=0, description="Pause between launches.")
 
 
 class JobSpec(Model):
@@ -97,17 +171,48 @@ class JobSpec(Model):
     )
     prevent_restart: bool = Field(default=False, description="Refuse any restart.")
     steps: list[StepSpec] = Field(min_length=1, description="Steps, run in order.")
+    on_complete: BranchSpec | None = Field(
+        default=None, description="Step run after the job COMPLETED."
+    )
+    on_failure: BranchSpec | None = Field(
+        default=None, description="Step run after the job failed (or was compensated)."
+    )
+    compensate_on_abandon: bool = Field(
+        default=False, description="Run compensations when an execution is abandoned."
+    )
+    concurrency: ConcurrencySpec | None = None
+    queue: str | None = Field(default=None, description="Kueue LocalQueue for the Jobs.")
     image: str | None = Field(default=None, description="Container image (cluster only).")
 
-    @field_validator("steps")
+    @model_validator(mode="before")
     @classmethod
-    def _unique_steps(cls, steps: list[StepSpec]) -> list[StepSpec]:
+    def _name_groups(cls, data: Any) -> Any:
+        """A parallel group may omit its name: it is ``parallel-<position>``."""
+        if isinstance(data, dict) and isinstance(data.get("steps"), list):
+            data = dict(data)
+            data["steps"] = [
+                {**e, "name": f"parallel-{i}"}
+                if isinstance(e, dict) and "parallel" in e and "name" not in e
+                else e
+                for i, e in enumerate(data["steps"], 1)
+            ]
+        return data
+
+    @model_validator(mode="after")
+    def _check_names(self) -> JobSpec:
         seen: set[str] = set()
-        for s in steps:
+        for s in self.all_steps(groups=True):
             if s.name in seen:
                 raise ValueError(f"duplicate step name '{s.name}'")
             seen.add(s.name)
-        return steps
+        earlier: set[str] = set()
+        for entry in self.steps:
+            for m in entry.members:
+                src = m.partitions.from_step if m.partitions else None
+                if src is not None and src not in earlier:
+                    raise ValueError(f"step '{m.name}': fromStep '{src}' must name an earlier step")
+            earlier.update(m.name for m in entry.members)
+        return self
 
     @field_validator("parameters")
     @classmethod
@@ -118,11 +223,25 @@ class JobSpec(Model):
             raise ValueError(f"duplicate parameter(s): {', '.join(dupes)}")
         return params
 
-    def step(self, name: str) -> StepSpec:
-        for s in self.steps:
+    def all_steps(self, *, groups: bool = False) -> list[StepBody]:
+        """Every runnable step: chain steps, group members and callbacks."""
+        out: list[StepBody] = []
+        for entry in self.steps:
+            if groups and entry.parallel is not None:
+                out.append(entry)
+            out.extend(entry.members)
+        out.extend(c for c in (self.on_complete, self.on_failure) if c is not None)
+        return out
+
+    def step(self, name: str) -> StepBody:
+        for s in self.all_steps():
             if s.name == name:
                 return s
         raise KeyError(name)
+
+    def chain_order(self) -> list[str]:
+        """Runnable step names in chain order (group members in their listed order)."""
+        return [m.name for entry in self.steps for m in entry.members]
 
     def bind(self, raw: dict[str, Any]) -> JobParameters:
         """Check and type raw parameters against the declared ones; fill defaults."""

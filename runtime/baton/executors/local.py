@@ -1,10 +1,11 @@
 """The local executor: applies the flow engine's actions on this machine.
 
-Each step runs as a subprocess running the same entrypoint a pod runs (``baton step``),
-so a step that crashes, leaks or is killed cannot take the executor with it. The
-subprocess dies with the executor (PR_SET_PDEATHSIG), so ``kill -9`` of ``baton run``
-leaves no orphan writing behind its back; the execution is then recovered as FAILED
-and restarts from its last checkpoint.
+Each unit (step, partition, compensation, callback) runs as a subprocess running the
+same entrypoint a pod runs (``baton step``), so a unit that crashes, leaks or is killed
+cannot take the executor with it; partitions and parallel groups run side by side.
+Subprocesses die with the executor (PR_SET_PDEATHSIG), so ``kill -9`` of ``baton run``
+leaves no orphan writing behind its back; the execution is then recovered as FAILED and
+restarts from its last checkpoint.
 """
 
 from __future__ import annotations
@@ -17,16 +18,27 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from typing import Any
 
 from baton.domain import BatchStatus
 from baton.errors import BatonError
-from baton.flow import Finish, RunStep, Wait, next_action
+from baton.flow import (
+    Finish,
+    FlowState,
+    PlanPartitions,
+    RunCallback,
+    RunCompensation,
+    RunStep,
+    Unit,
+    next_actions,
+)
 from baton.repository import JobExecution, JobRepository, StepExecution
 from baton.spec import BatchJob
-from baton.step.runner import run_step
+from baton.step.runner import plan_partitions, run_step
 
 log = logging.getLogger("baton.executor")
 
@@ -72,11 +84,75 @@ def _die_with_parent() -> None:
         pass
 
 
+# ---------------------------------------------------------------- units
+
+
+@dataclass(frozen=True)
+class UnitKey:
+    kind: str
+    step: str
+    partition: int | None = None
+
+    def label(self) -> str:
+        part = "" if self.partition is None else f"[{self.partition}]"
+        return f"{self.step}{part}" + ("" if self.kind == "step" else f" ({self.kind})")
+
+
+class _Running:
+    """A unit in flight: a subprocess, or a thread when running in-process."""
+
+    def __init__(
+        self, proc: subprocess.Popen[bytes] | None = None, thread: threading.Thread | None = None
+    ):
+        self.proc = proc
+        self.thread = thread
+        self.result: dict[str, Any] = {}
+
+    def done(self) -> bool:
+        if self.proc is not None:
+            return self.proc.poll() is not None
+        assert self.thread is not None
+        return not self.thread.is_alive()
+
+    def exit_code(self) -> int:
+        if self.proc is not None:
+            return int(self.proc.returncode)
+        if "error" in self.result:
+            raise self.result["error"]
+        return int(self.result.get("code", -1))
+
+
+def state_of(
+    execution: JobExecution,
+    records: list[StepExecution],
+    previous: dict[tuple[str, int | None], StepExecution],
+    partitions: dict[str, int],
+    *,
+    abandoning: bool = False,
+) -> FlowState:
+    """The flow engine's view of an execution, from repository records."""
+
+    def unit(s: StepExecution) -> Unit:
+        return Unit(s.status, s.exit_code, s.exit_description)
+
+    return FlowState(
+        steps={(s.step_name, s.partition): unit(s) for s in records if s.kind == "step"},
+        previous={k: s.status for k, s in previous.items()},
+        partitions=partitions,
+        compensations={
+            (s.step_name, s.partition): unit(s) for s in records if s.kind == "compensation"
+        },
+        callbacks={s.step_name: unit(s) for s in records if s.kind == "callback"},
+        stopping=execution.status is BatchStatus.STOPPING,
+        abandoning=abandoning,
+    )
+
+
 # ---------------------------------------------------------------- executor
 
 
 class LocalExecutor:
-    """Runs an execution to a terminal state, one step process at a time."""
+    """Runs an execution to a terminal state."""
 
     def __init__(
         self,
@@ -84,90 +160,175 @@ class LocalExecutor:
         *,
         in_process: bool = False,
         on_tick: Tick | None = None,
-        poll_seconds: float = 0.25,
+        poll_seconds: float = 0.2,
     ):
         self.repo = repo
         self.in_process = in_process
         self.on_tick = on_tick
         self.poll = poll_seconds
         self._signalled = threading.Event()
-        self._child: subprocess.Popen[bytes] | None = None
-        self._step_stop = threading.Event()
+        self._stop_units = threading.Event()
+        self._running: dict[UnitKey, _Running] = {}
 
-    def run(self, execution: JobExecution) -> JobExecution:
-        execution = self.repo.transition(
-            execution.id,
-            BatchStatus.STARTED,
-            allowed=(BatchStatus.STARTING,),
-            action="start",
-            start=True,
-            owner=this_owner(),
-        )
+    def run(self, execution: JobExecution, *, abandoning: bool = False) -> JobExecution:
         job = BatchJob.model_validate(execution.job_spec)
-        previous = {
-            name: s.status
-            for (name, part), s in self.repo.previous_steps(execution).items()
-            if part is None
-        }
         with self._signals():
-            while True:
-                execution = self._honour_signal(self.repo.get_execution(execution.id))
-                steps = self.repo.step_executions(execution.id)
-                current = {s.step_name: s.status for s in steps if s.partition is None}
-                action = next_action(
-                    job.spec,
-                    current,
-                    previous,
-                    stopping=execution.status is BatchStatus.STOPPING,
-                )
+            if not abandoning:
+                execution = self._admit(execution, job)
+                if execution.status.terminal:
+                    return execution
+            previous = self.repo.previous_steps(execution)
+            try:
+                return self._loop(execution, job, previous, abandoning)
+            finally:
+                self._kill_all()
+
+    def _loop(
+        self,
+        execution: JobExecution,
+        job: BatchJob,
+        previous: dict[tuple[str, int | None], StepExecution],
+        abandoning: bool,
+    ) -> JobExecution:
+        while True:
+            execution = self._honour_signal(self.repo.get_execution(execution.id))
+            records = self.repo.step_executions(execution.id)
+            partitions = self.repo.partition_counts(execution.instance_id)
+            state = state_of(execution, records, previous, partitions, abandoning=abandoning)
+            replan = False
+            for action in next_actions(job.spec, state):
                 if isinstance(action, Finish):
-                    return self._finish(execution, action, steps)
-                if isinstance(action, Wait):
-                    # Only a dead step process leaves a step running between actions.
-                    self._record_lost_step(execution, action.step, "its process died")
-                    continue
-                assert isinstance(action, RunStep)
-                code = self._run_step(execution, action.step)
-                self._record_lost_step(execution, action.step, f"its process exited with {code}")
+                    if not self._running:
+                        return self._finish(execution, action)
+                elif isinstance(action, PlanPartitions):
+                    plan_partitions(self.repo, execution, job, action.step)
+                    replan = True
+                elif isinstance(action, RunStep):
+                    self._start_partitions(execution, action)
+                elif isinstance(action, RunCompensation):
+                    execution = self._compensating(execution)
+                    self._spawn(execution, UnitKey("compensation", action.step, action.partition))
+                elif isinstance(action, RunCallback):
+                    self._spawn(
+                        execution,
+                        UnitKey("callback", action.step),
+                        env={
+                            "BATON_OUTCOME": action.outcome.value,
+                            "BATON_OUTCOME_ERROR": action.error,
+                        },
+                    )
+            if not replan:
+                self._reap(execution)
 
-    # ------------------------------------------------------------ steps
+    # ------------------------------------------------------------ units
 
-    def _run_step(self, execution: JobExecution, step: str) -> int:
+    def _start_partitions(self, execution: JobExecution, action: RunStep) -> None:
+        parts: tuple[int | None, ...] = (None,) if action.partitions is None else action.partitions
+        in_flight = sum(1 for k in self._running if k.kind == "step" and k.step == action.step)
+        for p in parts:
+            if action.parallelism is not None and in_flight >= action.parallelism:
+                return
+            key = UnitKey("step", action.step, p)
+            if key not in self._running:
+                self._spawn(execution, key)
+                in_flight += 1
+
+    def _spawn(
+        self, execution: JobExecution, key: UnitKey, env: dict[str, str] | None = None
+    ) -> None:
+        if key in self._running:
+            return
         if self.in_process:
-            return self._run_in_thread(execution, step)
-        env = dict(os.environ, BATON_DB_URL=self.repo.url)
-        cmd = [sys.executable, "-m", "baton", "step", str(execution.id), step]
-        self._child = subprocess.Popen(cmd, env=env, preexec_fn=_die_with_parent)
-        try:
-            while True:
-                try:
-                    return self._child.wait(timeout=self.poll)
-                except subprocess.TimeoutExpired:
-                    self._tick(execution)
-        finally:
-            self._tick(execution)
-            self._child = None
+            self._running[key] = self._thread(execution, key, env or {})
+            return
+        cmd = [
+            sys.executable,
+            "-m",
+            "baton",
+            "step",
+            str(execution.id),
+            key.step,
+            "--kind",
+            key.kind,
+        ]
+        if key.partition is not None:
+            cmd += ["--partition", str(key.partition)]
+        full_env = dict(os.environ, BATON_DB_URL=self.repo.url, **(env or {}))
+        proc = subprocess.Popen(cmd, env=full_env, preexec_fn=_die_with_parent)
+        self._running[key] = _Running(proc=proc)
 
-    def _run_in_thread(self, execution: JobExecution, step: str) -> int:
-        result: dict[str, Any] = {}
-        self._step_stop = threading.Event()
-        if self._signalled.is_set():
-            self._step_stop.set()
+    def _thread(self, execution: JobExecution, key: UnitKey, env: dict[str, str]) -> _Running:
+        running = _Running()
 
         def target() -> None:
+            old = {k: os.environ.get(k) for k in env}
+            os.environ.update(env)
             try:
-                result["code"] = run_step(self.repo, execution.id, step, stop=self._step_stop)
-            except BaseException as e:  # surfaced below, in the executor's thread
-                result["error"] = e
+                running.result["code"] = run_step(
+                    self.repo,
+                    execution.id,
+                    key.step,
+                    key.partition,
+                    kind=key.kind,
+                    stop=self._stop_units,
+                )
+            except BaseException as e:  # surfaced in the executor's thread
+                running.result["error"] = e
+            finally:
+                for k, v in old.items():
+                    if v is None:
+                        os.environ.pop(k, None)
+                    else:
+                        os.environ[k] = v
 
-        t = threading.Thread(target=target, name=f"step-{step}", daemon=True)
-        t.start()
-        while t.is_alive():
-            t.join(self.poll)
-            self._tick(execution)
-        if "error" in result:
-            raise result["error"]
-        return int(result["code"])
+        running.thread = threading.Thread(target=target, name=key.label(), daemon=True)
+        running.thread.start()
+        return running
+
+    def _reap(self, execution: JobExecution) -> None:
+        """Wait a poll interval for units to end; record any that ended unrecorded."""
+        deadline = time.monotonic() + self.poll
+        while time.monotonic() < deadline:
+            if any(r.done() for r in self._running.values()):
+                break
+            time.sleep(min(0.02, self.poll))
+        for key, running in list(self._running.items()):
+            if running.done():
+                del self._running[key]
+                self._record_lost(execution, key, running.exit_code())
+        self._tick(execution)
+
+    def _record_lost(self, execution: JobExecution, key: UnitKey, code: int) -> None:
+        """A unit process that ended without recording an end (crash, kill, bad
+        definition) is recorded FAILED, so the flow moves on instead of looping."""
+        record = next(
+            (
+                s
+                for s in self.repo.step_executions(execution.id)
+                if s.step_name == key.step and s.partition == key.partition and s.kind == key.kind
+            ),
+            None,
+        )
+        if record is not None and (record.status.terminal or record.exit_code == "CONTINUE"):
+            return
+        if record is None:
+            record = self.repo.open_step(
+                execution, key.step, key.partition, worker=None, kind=key.kind
+            )
+        self.repo.finish_step(
+            record,
+            BatchStatus.FAILED,
+            exit_code="FAILED",
+            description=f"{key.label()}: its process ended with exit code {code} "
+            "without recording an outcome",
+        )
+
+    def _kill_all(self) -> None:
+        for running in self._running.values():
+            if running.proc is not None and running.proc.poll() is None:
+                running.proc.kill()
+                running.proc.wait()
+        self._running.clear()
 
     def _tick(self, execution: JobExecution) -> None:
         if self._signalled.is_set():
@@ -176,24 +337,59 @@ class LocalExecutor:
             with suppress(BatonError):  # a display glitch must not fail the job
                 self.on_tick(execution, self.repo.step_executions(execution.id))
 
-    def _record_lost_step(self, execution: JobExecution, step: str, why: str) -> None:
-        """A step process that ended without recording an end (crash, kill, bad
-        definition) is recorded FAILED, so the flow moves on instead of looping."""
-        record = next(
-            (
-                s
-                for s in self.repo.step_executions(execution.id)
-                if s.step_name == step and s.partition is None
-            ),
-            None,
-        )
-        if record is not None and record.status.terminal:
-            return
-        if record is None:
-            record = self.repo.open_step(execution, step, None, worker=None, fresh=False)
-        self.repo.finish_step(
-            record, BatchStatus.FAILED, exit_code="FAILED", description=f"step '{step}': {why}"
-        )
+    # ------------------------------------------------------------ admission (concurrency)
+
+    def _admit(self, execution: JobExecution, job: BatchJob) -> JobExecution:
+        """STARTING → STARTED, once the job's concurrency limits allow (phase Queued)."""
+        limits = job.spec.concurrency
+        if limits is None:
+            return self.repo.transition(
+                execution.id,
+                BatchStatus.STARTED,
+                allowed=(BatchStatus.STARTING,),
+                action="start",
+                start=True,
+                owner=this_owner(),
+            )
+        announced = False
+        while not self.repo.admit(
+            execution,
+            max_running=limits.max_running,
+            cooldown_seconds=limits.cooldown_seconds,
+            waiting_alive=lambda e: owner_alive(e.owner) is not False,
+            owner=this_owner(),
+        ):
+            current = self.repo.get_execution(execution.id)
+            if current.status is BatchStatus.STOPPING or self._signalled.is_set():
+                return self.repo.transition(
+                    execution.id,
+                    BatchStatus.STOPPED,
+                    allowed=(BatchStatus.STARTING, BatchStatus.STOPPING),
+                    action="stop",
+                    exit_code="STOPPED",
+                    description="stopped while queued",
+                    end=True,
+                )
+            if not announced:
+                log.warning(
+                    "execution %s is queued (maxRunning %s, cooldown %gs)",
+                    execution.id,
+                    limits.max_running,
+                    limits.cooldown_seconds,
+                )
+                announced = True
+            if self._signalled.is_set():
+                return self.repo.transition(
+                    execution.id,
+                    BatchStatus.STOPPED,
+                    allowed=(BatchStatus.STARTING,),
+                    action="stop",
+                    exit_code="STOPPED",
+                    description="stopped while queued",
+                    end=True,
+                )
+            time.sleep(self.poll)
+        return self.repo.get_execution(execution.id)
 
     # ------------------------------------------------------------ stop & finish
 
@@ -205,9 +401,11 @@ class LocalExecutor:
 
         def handler(signum: int, _frame: Any) -> None:
             self._signalled.set()
-            self._step_stop.set()
-            if self._child is not None and signum == signal.SIGTERM:
-                self._child.send_signal(signal.SIGTERM)
+            self._stop_units.set()
+            if signum == signal.SIGTERM:
+                for running in self._running.values():
+                    if running.proc is not None and running.proc.poll() is None:
+                        running.proc.send_signal(signal.SIGTERM)
 
         old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
@@ -227,20 +425,34 @@ class LocalExecutor:
             )
         return execution
 
-    def _finish(
-        self, execution: JobExecution, action: Finish, steps: list[StepExecution]
-    ) -> JobExecution:
-        description = action.description
-        failed = [s for s in steps if s.status is BatchStatus.FAILED]
-        if action.status is BatchStatus.FAILED and failed:
-            first_line = failed[-1].exit_description.split("\n", 1)[0]
-            description = f"{description}: {first_line}"
+    def _compensating(self, execution: JobExecution) -> JobExecution:
+        if execution.status is BatchStatus.COMPENSATING:
+            return execution
+        return self.repo.transition(
+            execution.id,
+            BatchStatus.COMPENSATING,
+            allowed=(
+                BatchStatus.STARTED,
+                BatchStatus.STOPPING,
+                BatchStatus.FAILED,
+                BatchStatus.STOPPED,
+                BatchStatus.UNKNOWN,
+            ),
+            action="compensate",
+        )
+
+    def _finish(self, execution: JobExecution, action: Finish) -> JobExecution:
         return self.repo.transition(
             execution.id,
             action.status,
-            allowed=(BatchStatus.STARTING, BatchStatus.STARTED, BatchStatus.STOPPING),
+            allowed=(
+                BatchStatus.STARTING,
+                BatchStatus.STARTED,
+                BatchStatus.STOPPING,
+                BatchStatus.COMPENSATING,
+            ),
             action="finish",
             exit_code=action.status.value,
-            description=description,
+            description=action.description,
             end=True,
         )

@@ -2,10 +2,11 @@
 
 from baton.repository.engine import DEFAULT_URL, normalize_url, redact
 from baton.repository.records import JobExecution, JobInstance, SkippedItem, StepExecution
-from baton.repository.store import Counts, JobRepository
+from baton.repository.store import ContextDelta, Counts, JobRepository
 
 __all__ = [
     "DEFAULT_URL",
+    "ContextDelta",
     "Counts",
     "JobExecution",
     "JobInstance",

@@ -69,6 +69,7 @@ class StepExecution:
     worker: str | None
     peak_memory_kb: int | None
     incarnations: int
+    kind: str = "step"
 
     @property
     def skip_count(self) -> int:

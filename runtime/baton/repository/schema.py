@@ -83,7 +83,7 @@ class StepExecutionRow(Base):
     __tablename__ = "baton_step_execution"
     __table_args__ = (
         UniqueConstraint(
-            "job_execution_id", "step_name", "partition", name="uq_baton_step_partition"
+            "job_execution_id", "step_name", "partition", "kind", name="uq_baton_step_unit"
         ),
     )
 
@@ -93,6 +93,7 @@ class StepExecutionRow(Base):
     )
     step_name: Mapped[str] = mapped_column(String(63))
     partition: Mapped[int] = mapped_column(Integer, default=NO_PARTITION)
+    kind: Mapped[str] = mapped_column(String(12), default="step", server_default="step")
     version: Mapped[int] = mapped_column(Integer, default=0)
     status: Mapped[str] = mapped_column(String(20))
     read_count: Mapped[int] = mapped_column(BigInteger, default=0)
@@ -127,4 +128,21 @@ class SkippedItemRow(Base):
     phase: Mapped[str] = mapped_column(String(10))
     item: Mapped[Any] = mapped_column(JSON, nullable=True)
     error: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+
+
+class PartitionRow(Base):
+    """The partitions of a partitioned step, per instance: declared ones are planned
+    when the step first runs, dynamic ones appended by ``ctx.add_partitions``. Kept per
+    instance so a restart maps every index to the same args."""
+
+    __tablename__ = "baton_partition"
+
+    instance_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("baton_job_instance.id", ondelete="CASCADE"), primary_key=True
+    )
+    step_name: Mapped[str] = mapped_column(String(63), primary_key=True)
+    idx: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    args: Mapped[Any] = mapped_column(JSON, nullable=True)
+    added_by: Mapped[str | None] = mapped_column(String(63), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp)

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Row, and_, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, and_, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -46,11 +46,13 @@ from baton.repository.schema import (
     JobExecutionRow,
     JobInstanceRow,
     JobParameterRow,
+    PartitionRow,
     SkippedItemRow,
     StepExecutionRow,
 )
 
 T = TypeVar("T")
+STEP = "step"
 E = JobExecutionRow
 S = StepExecutionRow
 
@@ -109,6 +111,30 @@ class Counts:
             "commit_count": self.commit,
             "rollback_count": self.rollback,
         }
+
+
+@dataclass
+class ContextDelta:
+    """What a step changed in the job context: keys set and keys removed."""
+
+    updated: dict[str, Any]
+    removed: set[str]
+
+    @classmethod
+    def between(cls, before: dict[str, Any], after: dict[str, Any]) -> ContextDelta:
+        return cls(
+            {k: v for k, v in after.items() if k not in before or before[k] != v},
+            set(before) - set(after),
+        )
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.updated or self.removed)
+
+    def apply(self, context: dict[str, Any]) -> dict[str, Any]:
+        merged = {k: v for k, v in context.items() if k not in self.removed}
+        merged.update(self.updated)
+        return merged
 
 
 class JobRepository:
@@ -376,7 +402,11 @@ class JobRepository:
             latest = (
                 select(func.max(S.id))
                 .join(E, E.id == S.job_execution_id)
-                .where(E.instance_id == execution.instance_id, E.id < execution.id)
+                .where(
+                    E.instance_id == execution.instance_id,
+                    E.id < execution.id,
+                    S.kind == STEP,
+                )
                 .group_by(S.step_name, S.partition)
             )
             rows = conn.execute(select(S).where(S.id.in_(latest))).scalars()
@@ -481,12 +511,12 @@ class JobRepository:
         partition: int | None,
         *,
         worker: str | None,
-        fresh: bool,
+        kind: str = "step",
     ) -> StepExecution:
         """Start (or resume) the step execution for (step, partition) in this execution.
 
         A new one inherits the step context of the latest earlier attempt unless that
-        one COMPLETED (or ``fresh``): that is how a restart resumes from its checkpoint.
+        one COMPLETED: that is how a restart resumes from its checkpoint.
         A row that already exists in this execution (a retried pod, the next
         incarnation) is resumed in place, keeping its context and counts.
         """
@@ -517,7 +547,7 @@ class JobRepository:
                 step_id = row.id
             else:
                 context: dict[str, Any] = {}
-                if not fresh:
+                if kind == STEP:
                     prev = conn.execute(
                         select(S.status, S.context)
                         .join(E, E.id == S.job_execution_id)
@@ -526,6 +556,7 @@ class JobRepository:
                             E.id < execution.id,
                             S.step_name == step_name,
                             S.partition == part,
+                            S.kind == STEP,
                         )
                         .order_by(S.id.desc())
                         .limit(1)
@@ -537,6 +568,7 @@ class JobRepository:
                         job_execution_id=execution.id,
                         step_name=step_name,
                         partition=part,
+                        kind=kind,
                         version=0,
                         status=BatchStatus.STARTED.value,
                         start_time=now,
@@ -600,10 +632,11 @@ class JobRepository:
         description: str = "",
         result: Any = None,
         peak_memory_kb: int | None = None,
-        job_context: dict[str, Any] | None = None,
+        context_delta: ContextDelta | None = None,
         conn: Connection | None = None,
     ) -> None:
-        """Close a step execution (and save the job context it changed) in one transaction."""
+        """Close a step execution, and merge the job-context keys it changed, in one
+        transaction (steps of a parallel group may change different keys at once)."""
         values: dict[str, Any] = {
             "status": status.value,
             "exit_code": exit_code or status.value,
@@ -624,11 +657,15 @@ class JobRepository:
 
         def run(c: Connection) -> None:
             c.execute(update(S).where(S.id == step.id).values(**values))
-            if job_context is not None:
+            if context_delta is not None and context_delta.changed:
+                q = select(E.context).where(E.id == step.job_execution_id)
+                if c.dialect.name == "postgresql":
+                    q = q.with_for_update()
+                merged = context_delta.apply(c.execute(q).scalar_one() or {})
                 c.execute(
                     update(E)
                     .where(E.id == step.job_execution_id)
-                    .values(context=jsonable(job_context), last_updated=utcnow())
+                    .values(context=jsonable(merged), last_updated=utcnow())
                 )
 
         if conn is not None:
@@ -636,6 +673,181 @@ class JobRepository:
         else:
             with self.write() as c:
                 run(c)
+
+    # ------------------------------------------------------------ partitions & results
+
+    def partition_counts(self, instance_id: int) -> dict[str, int]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(PartitionRow.step_name, func.count())
+                .where(PartitionRow.instance_id == instance_id)
+                .group_by(PartitionRow.step_name)
+            ).all()
+            return {name: int(n) for name, n in rows}
+
+    def plan_partitions(self, instance_id: int, step_name: str, args: Sequence[Any]) -> int:
+        """Record a step's declared partitions once per instance; return how many there are
+        (a restart finds them planned already, with any added dynamically)."""
+        with self.write() as conn:
+            existing = conn.execute(
+                select(func.count()).where(
+                    PartitionRow.instance_id == instance_id, PartitionRow.step_name == step_name
+                )
+            ).scalar_one()
+            if existing:
+                return int(existing)
+            now = utcnow()
+            conn.execute(
+                insert(PartitionRow),
+                [
+                    {
+                        "instance_id": instance_id,
+                        "step_name": step_name,
+                        "idx": i,
+                        "args": jsonable(a),
+                        "added_by": None,
+                        "created_at": now,
+                    }
+                    for i, a in enumerate(args)
+                ],
+            )
+            return len(args)
+
+    def add_partitions(
+        self, instance_id: int, step_name: str, args: Sequence[Any], added_by: str
+    ) -> list[int]:
+        """Append partitions to a step (dynamic work); return their indices."""
+        with self.write() as conn:
+            top = conn.execute(
+                select(func.max(PartitionRow.idx)).where(
+                    PartitionRow.instance_id == instance_id, PartitionRow.step_name == step_name
+                )
+            ).scalar()
+            start = -1 if top is None else int(top)
+            now = utcnow()
+            rows = [
+                {
+                    "instance_id": instance_id,
+                    "step_name": step_name,
+                    "idx": start + 1 + i,
+                    "args": jsonable(a),
+                    "added_by": added_by,
+                    "created_at": now,
+                }
+                for i, a in enumerate(args)
+            ]
+            if rows:
+                conn.execute(insert(PartitionRow), rows)
+            return [r["idx"] for r in rows]
+
+    def partition_args(self, instance_id: int, step_name: str, idx: int) -> Any:
+        with self._read() as conn:
+            return conn.execute(
+                select(PartitionRow.args).where(
+                    PartitionRow.instance_id == instance_id,
+                    PartitionRow.step_name == step_name,
+                    PartitionRow.idx == idx,
+                )
+            ).scalar()
+
+    def results(self, instance_id: int, step_name: str) -> list[Any]:
+        """Results of a step's latest COMPLETED executions in the instance, in partition
+        order (a reduce reads a map step's results even when the map ran in an earlier
+        execution of the instance)."""
+        with self._read() as conn:
+            latest = (
+                select(func.max(S.id))
+                .join(E, E.id == S.job_execution_id)
+                .where(
+                    E.instance_id == instance_id,
+                    S.step_name == step_name,
+                    S.kind == STEP,
+                    S.status == BatchStatus.COMPLETED.value,
+                )
+                .group_by(S.partition)
+            )
+            rows = conn.execute(
+                select(S.result).where(S.id.in_(latest)).order_by(S.partition)
+            ).all()
+            return [r[0] for r in rows]
+
+    def history(self, job: str, limit: int = 200) -> list[tuple[JobExecution, StepExecution]]:
+        """Step executions of a job's executions, newest first: who ran what, where."""
+        executions = {e.id: e for e in self.executions(job=job, limit=limit)}
+        if not executions:
+            return []
+        with self._read() as conn:
+            rows = conn.execute(
+                select(S).where(S.job_execution_id.in_(list(executions))).order_by(S.id.desc())
+            ).scalars()
+            return [(executions[r.job_execution_id], _step(r)) for r in rows]
+
+    # ------------------------------------------------------------ concurrency
+
+    def admit(
+        self,
+        execution: JobExecution,
+        *,
+        max_running: int,
+        cooldown_seconds: float,
+        waiting_alive: Callable[[JobExecution], bool],
+        owner: str,
+    ) -> bool:
+        """Start a STARTING execution if the job's concurrency allows it now: fewer than
+        ``max_running`` executions running, none older still waiting its turn, and the
+        cooldown since the job's last start passed. Decided under a lock, atomically."""
+        running = [
+            s.value for s in (BatchStatus.STARTED, BatchStatus.STOPPING, BatchStatus.COMPENSATING)
+        ]
+        with self.write() as conn:
+            if conn.dialect.name == "postgresql":
+                conn.execute(
+                    text("SELECT pg_advisory_xact_lock(7234002, hashtext(:j))"),
+                    {"j": execution.job_name},
+                )
+            same_job = (
+                select(E.id, E.status, E.start_time, E.owner)
+                .join(JobInstanceRow, JobInstanceRow.id == E.instance_id)
+                .where(JobInstanceRow.job_name == execution.job_name)
+            )
+            rows = conn.execute(
+                same_job.where(
+                    E.status.in_([*running, BatchStatus.STARTING.value]),
+                    E.id != execution.id,
+                )
+            ).all()
+            busy = sum(1 for r in rows if r.status in running)
+            ahead = [
+                r
+                for r in rows
+                if r.status == BatchStatus.STARTING.value
+                and r.id < execution.id
+                and waiting_alive(self.get_execution(r.id))
+            ]
+            if busy >= max_running or ahead:
+                return False
+            if cooldown_seconds:
+                last_start = conn.execute(
+                    select(func.max(E.start_time))
+                    .join(JobInstanceRow, JobInstanceRow.id == E.instance_id)
+                    .where(JobInstanceRow.job_name == execution.job_name)
+                ).scalar()
+                last_start = _utc(last_start)
+                if last_start and (utcnow() - last_start).total_seconds() < cooldown_seconds:
+                    return False
+            now = utcnow()
+            n = conn.execute(
+                update(E)
+                .where(E.id == execution.id, E.status == BatchStatus.STARTING.value)
+                .values(
+                    status=BatchStatus.STARTED.value,
+                    start_time=now,
+                    last_updated=now,
+                    owner=owner,
+                    version=E.version + 1,
+                )
+            ).rowcount
+            return n == 1
 
     def fail_running_steps(self, execution_id: int, description: str) -> None:
         """Recovery: step executions left STARTED by a dead process become FAILED."""
@@ -710,6 +922,7 @@ def _step(r: StepExecutionRow | Row[Any]) -> StepExecution:
         worker=r.worker,
         peak_memory_kb=r.peak_memory_kb,
         incarnations=r.incarnations,
+        kind=r.kind,
     )
 
 

@@ -9,6 +9,7 @@ scanned item by item (each under a savepoint) to skip just the bad items.
 
 from __future__ import annotations
 
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -23,6 +24,7 @@ from baton.spec import ChunkSpec
 from baton.step.context import StepContext
 
 CHUNKS_KEY = "baton.chunks"
+CONTINUE = "CONTINUE"
 
 
 class SkipLimitExceeded(BatonError):
@@ -34,6 +36,7 @@ class ChunkOutcome:
     status: BatchStatus
     counts: Counts
     description: str = ""
+    exit_code: str | None = None
 
 
 @dataclass
@@ -79,7 +82,16 @@ def _processor(obj: Any) -> Callable[[Any], Any]:
 class ChunkStep:
     """One execution of a chunk-oriented step."""
 
-    def __init__(self, repo: JobRepository, step: StepExecution, spec: ChunkSpec, ctx: StepContext):
+    def __init__(
+        self,
+        repo: JobRepository,
+        step: StepExecution,
+        spec: ChunkSpec,
+        ctx: StepContext,
+        *,
+        max_duration: float | None = None,
+    ):
+        self.max_duration = max_duration
         self.repo = repo
         self.step = step
         self.spec = spec
@@ -125,18 +137,39 @@ class ChunkStep:
 
     def _loop(self) -> ChunkOutcome:
         self.ctx.chunk_number = int(self.ctx.step_context.get(CHUNKS_KEY, 0))
+        started = time.monotonic()
+        durations: list[float] = []
         while True:
             if self.ctx.stop_requested:
                 return ChunkOutcome(BatchStatus.STOPPED, self.counts, "stopped on signal")
+            if self._budget_spent(started, durations):
+                return ChunkOutcome(
+                    BatchStatus.STOPPED,
+                    self.counts,
+                    f"time budget of {self.max_duration:g}s reached; continuing in a new "
+                    "incarnation",
+                    exit_code=CONTINUE,
+                )
+            chunk_start = time.monotonic()
             chunk = self._read_chunk()
             if not chunk.items and not chunk.skips and chunk.end:
                 return ChunkOutcome(BatchStatus.COMPLETED, self.counts)
             outputs = self._process_chunk(chunk)
             job_status = self._write_chunk(outputs, chunk)
+            durations.append(time.monotonic() - chunk_start)
             if chunk.end:
                 return ChunkOutcome(BatchStatus.COMPLETED, self.counts)
             if job_status is BatchStatus.STOPPING:
                 return ChunkOutcome(BatchStatus.STOPPED, self.counts, "stopped on request")
+
+    def _budget_spent(self, started: float, durations: list[float]) -> bool:
+        """Would the next chunk overrun the time budget? Predicted from the recent chunks
+        of this incarnation (at least one chunk always runs, so work progresses)."""
+        if not self.max_duration or not durations:
+            return False
+        recent = durations[-5:]
+        predicted = max(sum(recent) / len(recent), recent[-1])
+        return bool(time.monotonic() - started + predicted > self.max_duration)
 
     # ------------------------------------------------------------ read / process
 

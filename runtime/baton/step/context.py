@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -16,24 +16,35 @@ from sqlalchemy import Engine
 class StepContext:
     """The step's runtime context.
 
-    ``params``   typed job parameters (read-only mapping);
-    ``context``  the job (chain) execution context: a mutable mapping saved when the
-                 step completes and seen by every later step and by restarts;
-    ``step_context`` the step's own execution context (cursors), saved every chunk.
+    ``params``       typed job parameters (read-only mapping);
+    ``context``      the job (chain) context: a mutable mapping whose changes are saved
+                     when the step completes and seen by later steps and restarts
+                     (read-only inside partitions, which run side by side);
+    ``step_context`` the step's own execution context (cursors), saved every chunk;
+    ``partition``    this partition's args (None outside a partitioned step);
+    ``compensation`` for a compensation: {step, partition, error, context};
+    ``execution``    for a callback: {id, status, error}.
     """
 
     job_name: str
     execution_id: int
     instance_id: int
     step_name: str
-    partition: int | None
+    partition_index: int | None
     params: Mapping[str, Any]
-    context: dict[str, Any]
+    context: Any
     step_context: dict[str, Any]
     engine: Engine
     source_dir: Path | None
     attempt: int = 1
     chunk_number: int = 0
+    partition: Any = None
+    compensation: dict[str, Any] | None = None
+    execution: dict[str, Any] | None = None
+    _results: Callable[[str], list[Any]] | None = field(default=None, repr=False)
+    _add_partitions: Callable[[str, Sequence[Any]], list[int]] | None = field(
+        default=None, repr=False
+    )
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def __post_init__(self) -> None:
@@ -43,12 +54,25 @@ class StepContext:
     def chunk_id(self) -> str:
         """Stable id of the chunk being written: the same items get the same id on a
         restart, so an external writer can make its writes idempotent."""
-        part = "" if self.partition is None else f"[{self.partition}]"
+        part = "" if self.partition_index is None else f"[{self.partition_index}]"
         return f"{self.job_name}/{self.instance_id}/{self.step_name}{part}/{self.chunk_number}"
 
     @property
     def stop_requested(self) -> bool:
         return self._stop.is_set()
+
+    def results(self, step: str) -> list[Any]:
+        """The results of ``step`` (one per partition, in partition order): the reduce."""
+        if self._results is None:
+            return []
+        return self._results(step)
+
+    def add_partitions(self, step: str, partitions: Sequence[Any]) -> list[int]:
+        """Add work to a declared partitioned step; the execution completes only after
+        these partitions too. Returns their indices."""
+        if self._add_partitions is None:
+            raise RuntimeError("add_partitions is only available in a running step")
+        return self._add_partitions(step, partitions)
 
     def offered(self) -> dict[str, Any]:
         """Keyword arguments a component's constructor may ask for."""
@@ -59,4 +83,5 @@ class StepContext:
             "step_context": self.step_context,
             "engine": self.engine,
             "source_dir": self.source_dir,
+            "partition": self.partition,
         }

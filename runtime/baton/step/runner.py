@@ -1,7 +1,8 @@
-"""The step entrypoint: run one step (or one partition) of a job execution.
+"""The step entrypoint: run one unit of a job execution — a step, a partition of a
+step, a compensation or a callback.
 
-This is what a local subprocess runs (``baton step``) and what a pod will run: it needs
-only the repository URL, the execution id and the step name, because the job spec is
+This is what a local subprocess runs (``baton step``) and what a pod runs: it needs
+only the repository URL, the execution id and the unit, because the job spec is
 snapshotted into the execution at launch. Its exit code is the contract of
 :class:`baton.domain.ExitCode`.
 """
@@ -14,26 +15,33 @@ import resource
 import signal
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from baton.domain import BatchStatus, ExitCode
 from baton.errors import BatonError, DatabaseUnavailable, ImportFailed, InvalidDefinition
 from baton.loading import add_import_paths, build
-from baton.repository import JobExecution, JobRepository, StepExecution
-from baton.spec import BatchJob, StepSpec
-from baton.step.chunk import ChunkStep, SkipLimitExceeded, describe_failure, error_text
+from baton.repository import ContextDelta, JobExecution, JobRepository, StepExecution
+from baton.spec import BatchJob, StepBody
+from baton.step.chunk import CONTINUE, ChunkStep, SkipLimitExceeded, describe_failure, error_text
 from baton.step.context import StepContext
 
 log = logging.getLogger("baton.step")
 
 FATAL_ERRORS = (ImportFailed, InvalidDefinition, SkipLimitExceeded)
+KINDS = ("step", "compensation", "callback")
 
 
 def worker_name() -> str:
-    return os.environ.get("BATON_WORKER") or f"{socket.gethostname()}:{os.getpid()}"
+    """The pod name in a cluster (its hostname), else host:pid."""
+    if os.environ.get("BATON_WORKER"):
+        return os.environ["BATON_WORKER"]
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        return socket.gethostname()
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def peak_memory_kb() -> int:
@@ -59,62 +67,171 @@ def stop_on_signals(event: threading.Event) -> Iterator[None]:
             signal.signal(s, h)
 
 
+def _unit_spec(job: BatchJob, name: str, kind: str) -> StepBody:
+    """The step to run: a compensation runs the step's ``compensate`` as a tasklet."""
+    try:
+        spec = job.spec.step(name)
+    except KeyError:
+        raise InvalidDefinition(f"job '{job.name}' has no step '{name}'") from None
+    if kind == "compensation":
+        if not spec.compensate:
+            raise InvalidDefinition(f"step '{name}' has no compensate")
+        return StepBody(name=spec.name, tasklet=spec.compensate)
+    if kind == "callback" and spec not in (job.spec.on_complete, job.spec.on_failure):
+        raise InvalidDefinition(f"step '{name}' is not a callback of job '{job.name}'")
+    return spec
+
+
 def run_step(
     repo: JobRepository,
     execution_id: int,
     step_name: str,
     partition: int | None = None,
     *,
+    kind: str = "step",
     stop: threading.Event | None = None,
 ) -> ExitCode:
-    """Run the step to a terminal state and return the process exit code."""
+    """Run the unit to a terminal state (or to its time budget) and return the exit code."""
+    if kind not in KINDS:
+        raise InvalidDefinition(f"unknown step kind {kind!r}; one of {', '.join(KINDS)}")
     execution = repo.get_execution(execution_id)
     job = BatchJob.model_validate(execution.job_spec)
-    try:
-        spec = job.spec.step(step_name)
-    except KeyError:
-        raise InvalidDefinition(f"job '{job.name}' has no step '{step_name}'") from None
-    if execution.status is BatchStatus.STOPPING:
+    spec = _unit_spec(job, step_name, kind)
+    if kind == "step" and execution.status is BatchStatus.STOPPING:
         return ExitCode.STOPPED
     if not execution.status.running:
         raise InvalidDefinition(
             f"execution {execution_id} is {execution.status.value}; its steps cannot run"
         )
+    if kind == "step" and (spec.partitions is None) != (partition is None):
+        need = "needs a partition index" if partition is None else "is not partitioned"
+        raise InvalidDefinition(f"step '{step_name}' {need}")
     add_import_paths([execution.source_dir, os.getcwd()])
-    step = repo.open_step(execution, step_name, partition, worker=worker_name(), fresh=False)
+    step = repo.open_step(execution, step_name, partition, worker=worker_name(), kind=kind)
     if step.status is BatchStatus.COMPLETED:
         return ExitCode.COMPLETED
     stop = stop or threading.Event()
+    ctx = _context(repo, execution, job, step, stop)
+    with stop_on_signals(stop):
+        return _execute(repo, execution, step, spec, ctx)
+
+
+def _context(
+    repo: JobRepository,
+    execution: JobExecution,
+    job: BatchJob,
+    step: StepExecution,
+    stop: threading.Event,
+) -> StepContext:
+    partition_args = None
+    if step.partition is not None and step.kind == "step":
+        partition_args = repo.partition_args(execution.instance_id, step.step_name, step.partition)
+    shared: Any = dict(execution.context)
+    if step.partition is not None:
+        shared = MappingProxyType(shared)  # partitions run side by side: read-only
+
+    def add(target: str, items: Sequence[Any]) -> list[int]:
+        try:
+            declared = job.spec.step(target)
+        except KeyError:
+            raise InvalidDefinition(f"add_partitions: job has no step '{target}'") from None
+        if declared.partitions is None:
+            raise InvalidDefinition(f"add_partitions: step '{target}' is not partitioned")
+        if target not in repo.partition_counts(execution.instance_id):
+            plan_partitions(repo, execution, job, target)
+        return repo.add_partitions(execution.instance_id, target, list(items), step.step_name)
+
     ctx = StepContext(
         job_name=job.name,
         execution_id=execution.id,
         instance_id=execution.instance_id,
-        step_name=step_name,
-        partition=partition,
+        step_name=step.step_name,
+        partition_index=step.partition,
         params=execution.parameters.values(),
-        context=dict(execution.context),
+        context=shared,
         step_context=dict(step.context),
         engine=repo.engine,
         source_dir=Path(execution.source_dir) if execution.source_dir else None,
         attempt=execution.attempt,
+        partition=partition_args,
+        _results=lambda s: repo.results(execution.instance_id, s),
+        _add_partitions=add,
         _stop=stop,
     )
-    with stop_on_signals(stop):
-        return _execute(repo, execution, step, spec, ctx)
+    if step.kind == "compensation":
+        failed = next(
+            (
+                s
+                for s in repo.step_executions(execution.id)
+                if s.kind == "step"
+                and s.step_name == step.step_name
+                and s.partition == step.partition
+                and s.status is BatchStatus.FAILED
+            ),
+            None,
+        )
+        error = (failed.exit_description if failed else execution.exit_description) or ""
+        if not error:
+            first = next(
+                (
+                    s
+                    for s in repo.step_executions(execution.id)
+                    if s.kind == "step" and s.status is BatchStatus.FAILED
+                ),
+                None,
+            )
+            error = first.exit_description if first else "abandoned"
+        ctx.compensation = {
+            "step": step.step_name,
+            "partition": step.partition,
+            "error": error.split("\n", 1)[0],
+            "context": dict(execution.context),
+        }
+    elif step.kind == "callback":
+        ctx.execution = {
+            "id": execution.id,
+            "status": os.environ.get("BATON_OUTCOME") or execution.status.value,
+            "error": os.environ.get("BATON_OUTCOME_ERROR", ""),
+        }
+    return ctx
+
+
+def plan_partitions(
+    repo: JobRepository, execution: JobExecution, job: BatchJob, step_name: str
+) -> int:
+    """Record a partitioned step's partitions: count, items, or an earlier step's result."""
+    spec = job.spec.step(step_name).partitions
+    assert spec is not None
+    if spec.count is not None:
+        args: list[Any] = [{"index": i, "count": spec.count} for i in range(spec.count)]
+    elif spec.items is not None:
+        args = list(spec.items)
+    else:
+        assert spec.from_step is not None
+        results = repo.results(execution.instance_id, spec.from_step)
+        produced = results[0] if len(results) == 1 else results
+        if not isinstance(produced, list):
+            raise InvalidDefinition(
+                f"step '{step_name}': fromStep '{spec.from_step}' returned "
+                f"{type(produced).__name__}, expected a list of partition args"
+            )
+        args = produced
+    return repo.plan_partitions(execution.instance_id, step_name, args)
 
 
 def _execute(
     repo: JobRepository,
     execution: JobExecution,
     step: StepExecution,
-    spec: StepSpec,
+    spec: StepBody,
     ctx: StepContext,
 ) -> ExitCode:
-    job_context_before = dict(ctx.context)
+    context_before = dict(ctx.context)
     chunk: ChunkStep | None = None
+    exit_code: str | None = None
     try:
         if spec.chunk is not None:
-            chunk = ChunkStep(repo, step, spec.chunk, ctx)
+            chunk = ChunkStep(repo, step, spec.chunk, ctx, max_duration=spec.max_duration_seconds)
             outcome = chunk.run()
             status, counts, description, result = (
                 outcome.status,
@@ -122,6 +239,7 @@ def _execute(
                 outcome.description,
                 None,
             )
+            exit_code = outcome.exit_code
         else:
             result = _run_tasklet(spec, ctx)
             status, counts, description = BatchStatus.COMPLETED, None, ""
@@ -144,21 +262,26 @@ def _execute(
         return ExitCode.FATAL if fatal else ExitCode.FAILED
     if ctx.stop_requested:
         _request_job_stop(repo, execution.id)
-    changed = ctx.context != job_context_before
+    delta = None
+    if not isinstance(ctx.context, MappingProxyType):
+        delta = ContextDelta.between(context_before, ctx.context)
     repo.finish_step(
         step,
         status,
         counts=counts,
         context=ctx.step_context,
+        exit_code=exit_code,
         description=description,
         result=result,
         peak_memory_kb=peak_memory_kb(),
-        job_context=ctx.context if changed else None,
+        context_delta=delta,
     )
+    if exit_code == CONTINUE:
+        return ExitCode.CONTINUE
     return ExitCode.for_status(status)
 
 
-def _run_tasklet(spec: StepSpec, ctx: StepContext) -> Any:
+def _run_tasklet(spec: StepBody, ctx: StepContext) -> Any:
     assert spec.tasklet is not None
     target = build(spec.tasklet, ctx.offered(), spec.tasklet_args)
     if hasattr(target, "execute"):
