@@ -42,9 +42,10 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     _state["operator"] = Operator(JobRepository(url), Cluster(), cfg)
     metrics.serve(cfg.metrics_port)
     # Several replicas: one active, the others stand by (Kopf peering).
-    settings.peering.name = os.environ.get("BATON_PEERING", "baton")
-    settings.peering.mandatory = True
-    settings.peering.clusterwide = os.environ.get("BATON_NAMESPACED", "") == ""
+    # (`kopf run --standalone` for a single operator without the peering CRDs.)
+    if not settings.peering.standalone:
+        settings.peering.name = os.environ.get("BATON_PEERING", settings.peering.name)
+        settings.peering.mandatory = True
     settings.posting.level = logging.WARNING
     settings.execution.max_workers = int(os.environ.get("BATON_WORKERS", "8"))
     settings.watching.server_timeout = 300
