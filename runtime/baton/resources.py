@@ -316,8 +316,9 @@ def _job_spec_schema() -> dict[str, Any]:
     steps["x-kubernetes-list-map-keys"] = ["name"]
     steps["items"].setdefault("x-kubernetes-validations", []).append(
         _rule(
-            "has(self.tasklet) != has(self.chunk)",
-            "a step needs exactly one of 'tasklet' or 'chunk'",
+            "has(self.parallel) ? !has(self.tasklet) && !has(self.chunk)"
+            " : has(self.tasklet) != has(self.chunk)",
+            "a step needs exactly one of 'tasklet' or 'chunk' (a parallel group neither)",
         )
     )
     params = spec["properties"]["parameters"]
