@@ -528,6 +528,7 @@ class JobRepository:
                     S.job_execution_id == execution.id,
                     S.step_name == step_name,
                     S.partition == part,
+                    S.kind == kind,
                 )
             ).first()
             if row is not None:
@@ -679,24 +680,25 @@ class JobRepository:
     def partition_counts(self, instance_id: int) -> dict[str, int]:
         with self._read() as conn:
             rows = conn.execute(
-                select(PartitionRow.step_name, func.count())
+                select(PartitionRow.step_name, func.max(PartitionRow.idx))
                 .where(PartitionRow.instance_id == instance_id)
                 .group_by(PartitionRow.step_name)
             ).all()
-            return {name: int(n) for name, n in rows}
+            return {name: int(top) + 1 for name, top in rows}
 
     def plan_partitions(self, instance_id: int, step_name: str, args: Sequence[Any]) -> int:
         """Record a step's declared partitions once per instance; return how many there are
         (a restart finds them planned already, with any added dynamically)."""
         with self.write() as conn:
-            existing = conn.execute(
-                select(func.count()).where(
+            top = conn.execute(
+                select(func.max(PartitionRow.idx)).where(
                     PartitionRow.instance_id == instance_id, PartitionRow.step_name == step_name
                 )
-            ).scalar_one()
-            if existing:
-                return int(existing)
+            ).scalar()
+            if top is not None:
+                return int(top) + 1
             now = utcnow()
+            # Row -1 marks the step as planned, so zero declared partitions is a plan too.
             conn.execute(
                 insert(PartitionRow),
                 [
@@ -708,7 +710,7 @@ class JobRepository:
                         "added_by": None,
                         "created_at": now,
                     }
-                    for i, a in enumerate(args)
+                    for i, a in enumerate([None, *args], start=-1)
                 ],
             )
             return len(args)
