@@ -476,6 +476,17 @@ def reconcile(
                                     )
                                 )
                 continue
+            if not isinstance(act, RunStep):
+                # PlanPartitions, compensations, callbacks: not yet run by the operator.
+                conditions = set_condition(
+                    conditions,
+                    "Supported",
+                    "False",
+                    "UnsupportedFlowAction",
+                    f"the operator cannot run {type(act).__name__} yet (use `baton run`)",
+                    now,
+                )
+                continue
             if isinstance(act, RunStep):
                 parts = _partitions(act)
                 manifest = step_job(

@@ -266,13 +266,14 @@ def test_cel_rules_refuse_changes_to_job_and_parameters(cluster: Path) -> None:
 
 
 @pytest.fixture
-def operator_process(cluster: Path, tmp_path: Path) -> Iterator[tuple[str, Path]]:
+def operator_process(cluster: Path, tmp_path: Path) -> Iterator[tuple[str, Path, int]]:
     db = f"sqlite:///{tmp_path / 'repo.db'}"
+    metrics_port = _port()
     env = dict(
         os.environ,
         KUBECONFIG=str(cluster),
         BATON_DB_URL=db,
-        BATON_METRICS_PORT=str(_port()),
+        BATON_METRICS_PORT=str(metrics_port),
         BATON_IMAGE="baton:test",
     )
     log = open(tmp_path / "operator.log", "w")  # noqa: SIM115
@@ -282,7 +283,7 @@ def operator_process(cluster: Path, tmp_path: Path) -> Iterator[tuple[str, Path]
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
     try:
-        yield db, tmp_path / "operator.log"
+        yield db, tmp_path / "operator.log", metrics_port
     finally:
         proc.terminate()
         try:
@@ -312,11 +313,13 @@ def _run_pods(db: str, done: set[str]) -> None:
 
 
 def test_operator_runs_an_execution_to_completion(
-    operator_process: tuple[str, Path],
+    operator_process: tuple[str, Path, int],
 ) -> None:
+    import urllib.request
+
     from kubernetes import client
 
-    db, log = operator_process
+    db, log, metrics_port = operator_process
     _create("batchjobs", yaml.safe_load((NUMBERS / "job.yaml").read_text()))
     bx = yaml.safe_load((NUMBERS / "execution.yaml").read_text())
     bx["spec"]["parameters"] = {"count": 250}
@@ -351,3 +354,9 @@ def test_operator_runs_an_execution_to_completion(
     )
     reasons = {e.reason for e in events.items}
     assert {"Launched", "StepStarted", "Completed"} <= reasons
+    # /metrics agrees with the status
+    text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics").read().decode()
+    assert 'baton_items_total{job="count-numbers",kind="read",step="load"} 250.0' in text
+    assert 'baton_items_total{job="count-numbers",kind="written",step="load"} 250.0' in text
+    assert 'baton_executions{job="count-numbers",namespace="default",phase="Completed"} 1.0' in text
+    assert "baton_reconcile_duration_seconds_count" in text
