@@ -177,11 +177,7 @@ def run(
     no_progress: NoProgress = False,
 ) -> None:
     """Run a job locally to the end (restarts a FAILED/STOPPED instance with these parameters)."""
-    entry = _registry(manifest).only(job)
-    params = parse_cli_params(param or [])
-    _execute(
-        db, as_json, no_progress, lambda op, launched: op.start(entry, params, on_launched=launched)
-    )
+    _run_manifest(manifest, param, job, db, as_json, no_progress, next_instance=False)
 
 
 @app.command("start-next")
@@ -194,14 +190,27 @@ def start_next(
     no_progress: NoProgress = False,
 ) -> None:
     """Run a new instance of a job that has an incrementer (next run.id)."""
+    _run_manifest(manifest, param, job, db, as_json, no_progress, next_instance=True)
+
+
+def _run_manifest(
+    manifest: str,
+    param: list[str] | None,
+    job: str | None,
+    db: str,
+    as_json: bool,
+    no_progress: bool,
+    *,
+    next_instance: bool,
+) -> None:
     entry = _registry(manifest).only(job)
     params = parse_cli_params(param or [])
-    _execute(
-        db,
-        as_json,
-        no_progress,
-        lambda op, launched: op.start_next_instance(entry, params, on_launched=launched),
-    )
+
+    def launch(op: JobOperator, launched: Any) -> JobExecution:
+        start = op.start_next_instance if next_instance else op.start
+        return start(entry, params, on_launched=launched)
+
+    _execute(db, as_json, no_progress, launch)
 
 
 @app.command()

@@ -100,6 +100,19 @@ class Counts:
     def skip(self) -> int:
         return self.read_skip + self.process_skip + self.write_skip
 
+    @classmethod
+    def of(cls, step: StepExecution) -> Counts:
+        return cls(
+            read=step.read_count,
+            write=step.write_count,
+            filter=step.filter_count,
+            read_skip=step.read_skip_count,
+            process_skip=step.process_skip_count,
+            write_skip=step.write_skip_count,
+            commit=step.commit_count,
+            rollback=step.rollback_count,
+        )
+
     def columns(self) -> dict[str, int]:
         return {
             "read_count": self.read,

@@ -107,16 +107,7 @@ class ChunkStep:
         self.writer = build(spec.writer, offered, spec.writer_args)
         if not hasattr(self.writer, "write"):
             raise BatonError(f"writer {spec.writer} has no write(items) method")
-        self.counts = Counts(
-            read=step.read_count,
-            write=step.write_count,
-            filter=step.filter_count,
-            read_skip=step.read_skip_count,
-            process_skip=step.process_skip_count,
-            write_skip=step.write_skip_count,
-            commit=step.commit_count,
-            rollback=step.rollback_count,
-        )
+        self.counts = Counts.of(step)  # a resumed incarnation continues its counts
 
     def run(self) -> ChunkOutcome:
         streams = [s for s in (self.reader, self.writer) if hasattr(s, "open")]
