@@ -17,12 +17,19 @@ from baton.errors import BatonError, InvalidDefinition, InvalidParameters, Launc
 from baton.repository import JobExecution, JobRepository
 from baton.resources import GROUP, VERSION, BatchExecution, Phase
 from baton.spec import BatchJob
+from baton.step.runner import plan_partitions
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from baton_operator import metrics
 from baton_operator.config import OperatorConfig
-from baton_operator.manifests import LABEL_EXECUTION, LABEL_JOB_EXECUTION_ID, LABEL_STEP
+from baton_operator.manifests import (
+    ANNOTATION_PARTITIONS,
+    LABEL_EXECUTION,
+    LABEL_JOB_EXECUTION_ID,
+    LABEL_KIND,
+    LABEL_STEP,
+)
 from baton_operator.reconcile import (
     CHANGES_STATE,
     AbandonExecution,
@@ -30,11 +37,13 @@ from baton_operator.reconcile import (
     CreateJob,
     DeletePods,
     Event,
-    FailStep,
+    FailUnits,
     FinishExecution,
     Launch,
+    MarkCompensating,
     ObservedJob,
     PatchStatus,
+    PlanStepPartitions,
     RepositoryState,
     RequestStop,
     StartExecution,
@@ -56,12 +65,15 @@ def load_kube_config() -> None:
         config.load_kube_config()  # type: ignore[no-untyped-call]
 
 
-def open_step(repo: JobRepository, execution: JobExecution, step: str) -> Any:
-    """Open a step row for a step whose pod never did (to record how it ended)."""
-    try:
-        return repo.open_step(execution, step, None, worker=None)
-    except TypeError:  # the repository API before flows: open_step(..., fresh=)
-        return repo.open_step(execution, step, None, worker=None, fresh=False)  # type: ignore[call-arg]
+def open_step(
+    repo: JobRepository,
+    execution: JobExecution,
+    step: str,
+    partition: int | None = None,
+    kind: str = "step",
+) -> Any:
+    """Open a unit's row for a unit whose pod never did (to record how it ended)."""
+    return repo.open_step(execution, step, partition, worker=None, kind=kind)
 
 
 def owner_tag(uid: str, restart: int, auto: int) -> str:
@@ -107,6 +119,7 @@ class Cluster:
         out = []
         for j in found.items:
             labels = j.metadata.labels or {}
+            parts = (j.metadata.annotations or {}).get(ANNOTATION_PARTITIONS, "")
             conds = {c.type: c for c in (j.status.conditions or []) if c.status == "True"}
             failed = conds.get("Failed")
             out.append(
@@ -114,6 +127,8 @@ class Cluster:
                     name=j.metadata.name,
                     step=labels.get(LABEL_STEP, ""),
                     job_execution_id=int(labels.get(LABEL_JOB_EXECUTION_ID, "0")),
+                    kind=labels.get(LABEL_KIND, "step"),
+                    partitions=tuple(int(p) for p in parts.split(",")) if parts else None,
                     active=j.status.active or 0,
                     succeeded=j.status.succeeded or 0,
                     failed=j.status.failed or 0,
@@ -228,6 +243,7 @@ class Operator:
             execution=execution,
             steps=tuple(self.repo.step_executions(execution_id)),
             previous=previous,
+            partitions=self.repo.partition_counts(execution.instance_id),
         )
 
     # ------------------------------------------------------------ the loop
@@ -351,14 +367,37 @@ class Operator:
         if isinstance(action, DeletePods):
             self.cluster.delete_pods(ns, action.job_name)
             return False
-        if isinstance(action, FailStep):
-            self._fail_step(action)
+        if isinstance(action, FailUnits):
+            self._fail_units(action)
+            return True
+        if isinstance(action, PlanStepPartitions):
+            execution = self.repo.get_execution(action.execution_id)
+            job = BatchJob.model_validate(execution.job_spec)
+            n = plan_partitions(self.repo, execution, job, action.step)
+            log.info("%s/%s: step %s has %d partitions", ns, name, action.step, n)
+            return True
+        if isinstance(action, MarkCompensating):
+            self.repo.transition(
+                action.execution_id,
+                BatchStatus.COMPENSATING,
+                allowed=(
+                    BatchStatus.STARTED,
+                    BatchStatus.STOPPING,
+                    BatchStatus.COMPENSATING,
+                ),
+                action="compensate",
+            )
             return True
         if isinstance(action, FinishExecution):
             self.repo.transition(
                 action.execution_id,
                 action.status,
-                allowed=(BatchStatus.STARTING, BatchStatus.STARTED, BatchStatus.STOPPING),
+                allowed=(
+                    BatchStatus.STARTING,
+                    BatchStatus.STARTED,
+                    BatchStatus.STOPPING,
+                    BatchStatus.COMPENSATING,
+                ),
                 action="finish",
                 exit_code=action.status.value,
                 description=action.description,
@@ -380,12 +419,17 @@ class Operator:
             return False
         raise TypeError(f"unknown action {action!r}")  # pragma: no cover
 
-    def _fail_step(self, action: FailStep) -> None:
+    def _fail_units(self, action: FailUnits) -> None:
         execution = self.repo.get_execution(action.execution_id)
-        rows = [s for s in self.repo.step_executions(execution.id) if s.step_name == action.step]
-        if not rows:
-            rows = [open_step(self.repo, execution, action.step)]
-        for row in rows:
+        rows = {
+            st.partition: st
+            for st in self.repo.step_executions(execution.id)
+            if st.step_name == action.step and getattr(st, "kind", "step") == action.kind
+        }
+        for part in action.partitions:
+            row = rows.get(part)
+            if row is None:
+                row = open_step(self.repo, execution, action.step, part, action.kind)
             if row.status.running:
                 self.repo.finish_step(
                     row,

@@ -29,6 +29,8 @@ LABEL_EXECUTION = "baton.dev/execution"
 LABEL_STEP = "baton.dev/step"
 LABEL_ATTEMPT = "baton.dev/attempt"
 LABEL_JOB_EXECUTION_ID = "baton.dev/job-execution-id"
+LABEL_KIND = "baton.dev/kind"
+ANNOTATION_PARTITIONS = "baton.dev/partitions"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGER = "baton-operator"
 CONTAINER = "step"
@@ -54,17 +56,24 @@ def _short_hash(*parts: object) -> str:
     return hashlib.sha256("/".join(str(p) for p in parts).encode()).hexdigest()[:6]
 
 
+SUFFIX = {"step": "", "compensation": "-comp", "callback": "-cb"}
+
+
 def job_name(
-    execution: str, attempt: int, step: str, partitions: tuple[int, ...] | None = None
+    execution: str,
+    attempt: int,
+    step: str,
+    partitions: tuple[int, ...] | None = None,
+    kind: str = "step",
 ) -> str:
-    """Deterministic: the same (execution, attempt, step, partitions) always gives the
-    same name, so a restarted operator finds the Job instead of creating another."""
-    base = f"{execution}-{attempt}-{step}"
+    """Deterministic: the same (execution, attempt, step, partitions, kind) always gives
+    the same name, so a restarted operator finds the Job instead of creating another."""
+    base = f"{execution}-{attempt}-{step}{SUFFIX.get(kind, '-' + kind)}"
     if partitions is not None:
         base = f"{base}-p{_short_hash(*partitions)}"
     if len(base) <= MAX_JOB_NAME:
         return base
-    digest = _short_hash(execution, attempt, step, partitions)
+    digest = _short_hash(execution, attempt, step, partitions, kind)
     return f"{base[: MAX_JOB_NAME - 7].rstrip('-.')}-{digest}"
 
 
@@ -108,18 +117,30 @@ def step_job(
     working_dir: str | None = None,
     service_account: str | None = None,
     stop_grace_seconds: int = 60,
+    kind: str = "step",
+    partition: int | None = None,
+    extra_env: dict[str, str] | None = None,
+    queue: str | None = None,
 ) -> dict[str, Any]:
     """The Job that runs ``step`` of JobExecution ``job_execution_id`` (all its pending
-    ``partitions`` when given), owned by the BatchExecution."""
-    name = job_name(execution, attempt, step, partitions)
+    ``partitions`` when given; one ``partition`` of a compensation), owned by the
+    BatchExecution."""
+    name = job_name(
+        execution, attempt, step, partitions if partition is None else (partition,), kind
+    )
     labels = {
         LABEL_EXECUTION: execution,
         LABEL_STEP: step,
+        LABEL_KIND: kind,
         LABEL_ATTEMPT: str(attempt),
         LABEL_JOB_EXECUTION_ID: str(job_execution_id),
         LABEL_MANAGED_BY: MANAGER,
     }
     command = ["baton", "step", str(job_execution_id), step]
+    if kind != "step":
+        command += ["--kind", kind]
+    if partition is not None:
+        command += ["--partition", str(partition)]
     env: list[dict[str, Any]] = [
         {
             "name": "BATON_DB_URL",
@@ -129,6 +150,7 @@ def step_job(
         {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
         {"name": "BATON_WORKER", "value": "$(POD_NAME)@$(NODE_NAME)"},
     ]
+    env += [{"name": k, "value": v} for k, v in sorted((extra_env or {}).items())]
     completions = 1
     if partitions is not None:
         completions = len(partitions)
@@ -174,7 +196,14 @@ def step_job(
         "metadata": {
             "name": name,
             "namespace": namespace,
-            "labels": labels,
+            "labels": {**labels, **({"kueue.x-k8s.io/queue-name": queue} if queue else {})},
+            "annotations": {
+                ANNOTATION_PARTITIONS: (
+                    ",".join(str(p) for p in partitions)
+                    if partitions is not None
+                    else ("" if partition is None else str(partition))
+                )
+            },
             "ownerReferences": [
                 {
                     "apiVersion": "baton.dev/v1alpha1",

@@ -14,7 +14,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from baton.domain import BatchStatus, JobParameters, can_abandon
-from baton.flow import Finish, RunStep, Wait, next_action
+from baton.flow import (
+    Finish,
+    FlowState,
+    PlanPartitions,
+    RunCallback,
+    RunCompensation,
+    RunStep,
+    Unit,
+    Wait,
+    next_actions,
+)
 from baton.repository import JobExecution, StepExecution
 from baton.resources import BatchExecution, Condition, ExecutionStatus, Phase, StepStatus
 from baton.spec import BatchJob
@@ -33,6 +43,8 @@ class RepositoryState:
     steps: tuple[StepExecution, ...] = ()
     # (step, partition) → status of its latest execution in earlier attempts
     previous: Mapping[tuple[str, int | None], BatchStatus] = field(default_factory=dict)
+    # partitioned step → number of partitions planned for the instance
+    partitions: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -42,6 +54,8 @@ class ObservedJob:
     name: str
     step: str
     job_execution_id: int
+    kind: str = "step"
+    partitions: tuple[int, ...] | None = None
     active: int = 0
     succeeded: int = 0
     failed: int = 0
@@ -98,14 +112,30 @@ class DeletePods:
 
 
 @dataclass(frozen=True)
-class FailStep:
-    """A step the repository thinks is running (or never started) whose Job is gone
-    or finished: record it ended, so the flow moves on (stale execution recovery)."""
+class FailUnits:
+    """Units (a step, some partitions of it, a compensation or a callback) that the
+    repository thinks are running, or that never started, whose Job is gone or
+    finished: record them ended so the flow moves on (stale execution recovery)."""
 
     execution_id: int
     step: str
+    kind: str
+    partitions: tuple[int | None, ...]
     status: BatchStatus
     description: str
+
+
+@dataclass(frozen=True)
+class PlanStepPartitions:
+    """Record the partitions of a partitioned step (count, items, a step's result)."""
+
+    execution_id: int
+    step: str
+
+
+@dataclass(frozen=True)
+class MarkCompensating:
+    execution_id: int
 
 
 @dataclass(frozen=True)
@@ -138,7 +168,9 @@ Action = (
     | CreateJob
     | RequestStop
     | DeletePods
-    | FailStep
+    | FailUnits
+    | PlanStepPartitions
+    | MarkCompensating
     | FinishExecution
     | AbandonExecution
     | Event
@@ -146,7 +178,16 @@ Action = (
 )
 
 # Actions that change the repository or the cluster: after them, read and decide again.
-CHANGES_STATE = (Launch, StartExecution, RequestStop, FailStep, FinishExecution, AbandonExecution)
+CHANGES_STATE = (
+    Launch,
+    StartExecution,
+    RequestStop,
+    FailUnits,
+    PlanStepPartitions,
+    MarkCompensating,
+    FinishExecution,
+    AbandonExecution,
+)
 
 # ---------------------------------------------------------------- helpers
 
@@ -192,16 +233,27 @@ def set_condition(
     return sorted(out, key=lambda c: str(c["type"]))
 
 
-def _flow_actions(result: Any) -> list[Any]:
-    """The flow engine returns one action (a list of them once it runs partitions)."""
-    if isinstance(result, list | tuple):
-        return list(result)
-    return [result]
+def flow_state(execution: JobExecution, repo: RepositoryState) -> FlowState:
+    """The flow engine's view of the execution, from the repository state."""
 
+    def unit(st: StepExecution) -> Unit:
+        return Unit(st.status, st.exit_code, st.exit_description)
 
-def _partitions(action: Any) -> tuple[int, ...] | None:
-    parts = getattr(action, "partitions", None)
-    return tuple(parts) if parts is not None else None
+    def kind(st: StepExecution) -> str:
+        return str(getattr(st, "kind", "step"))
+
+    return FlowState(
+        steps={(st.step_name, st.partition): unit(st) for st in repo.steps if kind(st) == "step"},
+        previous=dict(repo.previous),
+        partitions=dict(repo.partitions),
+        compensations={
+            (st.step_name, st.partition): unit(st)
+            for st in repo.steps
+            if kind(st) == "compensation"
+        },
+        callbacks={st.step_name: unit(st) for st in repo.steps if kind(st) == "callback"},
+        stopping=execution.status is BatchStatus.STOPPING,
+    )
 
 
 def step_statuses(
@@ -210,10 +262,12 @@ def step_statuses(
     """Per-step status (partitions summed up) and the overall progress in [0, 1]."""
     by_step: dict[str, list[StepExecution]] = {}
     for s in steps:
-        by_step.setdefault(s.step_name, []).append(s)
+        if getattr(s, "kind", "step") == "step":
+            by_step.setdefault(s.step_name, []).append(s)
     out: list[StepStatus] = []
     fractions: list[float] = []
-    for spec in job.spec.steps:
+    members = [m for entry in job.spec.steps for m in getattr(entry, "members", [entry])]
+    for spec in members:
         rows = by_step.get(spec.name, [])
         if not rows:
             fractions.append(0.0)
@@ -418,107 +472,147 @@ def reconcile(
         actions.append(StartExecution(current.id))
         return actions
 
-    if cur_status in (BatchStatus.STARTED, BatchStatus.STOPPING):
+    if cur_status in (BatchStatus.STARTED, BatchStatus.STOPPING, BatchStatus.COMPENSATING):
         stopping = cur_status is BatchStatus.STOPPING
         mine = [j for j in jobs if j.job_execution_id == current.id]
-        by_step: dict[str, list[ObservedJob]] = {}
-        for j in mine:
-            by_step.setdefault(j.step, []).append(j)
-        current_steps = {
-            s.step_name: s.status for s in repo.steps if s.partition is None
-        } | _partitioned_status(repo.steps)
-        previous = {name: st for (name, part), st in repo.previous.items() if part is None}
-        decided = _flow_actions(
-            next_action(snapshot.spec, current_steps, previous, stopping=stopping)
-        )
-        for act in decided:
+
+        def live(step: str, kind: str) -> list[ObservedJob]:
+            return [
+                j
+                for j in mine
+                if j.step == step and j.kind == kind and not j.finished and not j.deleting
+            ]
+
+        def job_for(
+            step: str,
+            kind: str,
+            partitions: tuple[int, ...] | None = None,
+            partition: int | None = None,
+            parallelism: int | None = None,
+            env: dict[str, str] | None = None,
+        ) -> dict[str, Any]:
+            return step_job(
+                execution=execution.name,
+                namespace=namespace,
+                uid=uid,
+                job_execution_id=current.id,
+                attempt=current.attempt,
+                step=step,
+                config=config,
+                image=snapshot.spec.image,
+                partitions=partitions,
+                parallelism=parallelism,
+                backoff_limit_per_index=spec.backoff_limit_per_index,
+                working_dir=spec.working_dir,
+                service_account=spec.service_account_name,
+                stop_grace_seconds=spec.stop_grace_period_seconds,
+                kind=kind,
+                partition=partition,
+                extra_env=env,
+                queue=getattr(snapshot.spec, "queue", None),
+            )
+
+        def start(
+            manifest: dict[str, Any], step: str, kind: str, units: tuple[int | None, ...]
+        ) -> bool:
+            """Create the Job; True when the flow must be re-read (a lost start)."""
+            name = manifest["metadata"]["name"]
+            existing = next((j for j in mine if j.name == name), None)
+            if existing is None:
+                actions.append(CreateJob(manifest))
+                what = f"step '{step}'" if kind == "step" else f"{kind} of '{step}'"
+                actions.append(Event("Normal", "StepStarted", f"{what}: Job {name} created"))
+                return False
+            if existing.finished:
+                # The Job ran and ended, but these units never recorded a start (e.g.
+                # the pod could not reach the database): record them failed, not loop.
+                end = BatchStatus.STOPPED if stopping else BatchStatus.FAILED
+                why = f"its Job {name} ended ({existing.failed_reason or 'finished'})"
+                actions.append(
+                    FailUnits(current.id, step, kind, units, end, f"{kind} '{step}': {why}")
+                )
+                return True
+            return False
+
+        for act in next_actions(snapshot.spec, flow_state(current, repo)):
             if isinstance(act, Finish):
-                description = act.description
-                failed = [s for s in repo.steps if s.status is BatchStatus.FAILED]
-                if act.status is BatchStatus.FAILED and failed:
-                    description = (
-                        f"{description}: {failed[-1].exit_description.split(chr(10), 1)[0]}"
-                    )
-                actions.append(FinishExecution(current.id, act.status, description))
+                actions.append(FinishExecution(current.id, act.status, act.description))
                 kind = "Normal" if act.status is BatchStatus.COMPLETED else "Warning"
                 actions.append(
-                    Event(kind, Phase.of(act.status).value, description or act.status.value)
+                    Event(kind, Phase.of(act.status).value, act.description or act.status.value)
                 )
                 return actions
+            if isinstance(act, PlanPartitions):
+                actions.append(PlanStepPartitions(current.id, act.step))
+                return actions
             if isinstance(act, Wait):
-                owned = by_step.get(act.step, [])
-                live = [j for j in owned if not j.finished and not j.deleting]
-                if not live:
-                    why = (
-                        f"its Job {owned[0].name} ended ({owned[0].failed_reason or 'finished'})"
-                        " without the step recording an end"
-                        if owned
-                        else "its Job is gone"
-                    )
-                    end = BatchStatus.STOPPED if stopping else BatchStatus.FAILED
-                    actions.append(FailStep(current.id, act.step, end, f"step '{act.step}': {why}"))
-                    actions.append(Event("Warning", "StepLost", f"step '{act.step}': {why}"))
-                    return actions
-                if stopping:
-                    requested = parse_time(status.get("stopRequestedAt"))
-                    if requested is None:
-                        status["stopRequestedAt"] = iso(now)
-                    elif (now - requested).total_seconds() > spec.stop_grace_period_seconds:
-                        for j in live:
-                            if j.active:
-                                actions.append(DeletePods(j.name))
-                                actions.append(
-                                    Event(
-                                        "Warning",
-                                        "StopGraceExpired",
-                                        f"pods of {j.name} did not stop within "
-                                        f"{spec.stop_grace_period_seconds}s; deleting them",
+                running = [r for r in repo.steps if r.status.running and r.step_name in act.steps]
+                lost: dict[tuple[str, str], list[StepExecution]] = {}
+                for r in running:
+                    lost.setdefault((r.step_name, getattr(r, "kind", "step")), []).append(r)
+                for (step, kind), rows in lost.items():
+                    alive = live(step, kind)
+                    if not alive:
+                        owned = [j for j in mine if j.step == step and j.kind == kind]
+                        why = (
+                            f"its Job {owned[-1].name} ended "
+                            f"({owned[-1].failed_reason or 'finished'}) without recording an end"
+                            if owned
+                            else "its Job is gone"
+                        )
+                        end = BatchStatus.STOPPED if stopping else BatchStatus.FAILED
+                        units = tuple(r.partition for r in rows)
+                        text = f"{kind} '{step}': {why}"
+                        actions.append(FailUnits(current.id, step, kind, units, end, text))
+                        actions.append(Event("Warning", "StepLost", text))
+                        return actions
+                    if stopping:
+                        requested = parse_time(status.get("stopRequestedAt"))
+                        if requested is None:
+                            status["stopRequestedAt"] = iso(now)
+                        elif (now - requested).total_seconds() > spec.stop_grace_period_seconds:
+                            for j in alive:
+                                if j.active:
+                                    actions.append(DeletePods(j.name))
+                                    actions.append(
+                                        Event(
+                                            "Warning",
+                                            "StopGraceExpired",
+                                            f"pods of {j.name} did not stop within "
+                                            f"{spec.stop_grace_period_seconds}s; deleting them",
+                                        )
                                     )
-                                )
-                continue
-            if not isinstance(act, RunStep):
-                # PlanPartitions, compensations, callbacks: not yet run by the operator.
-                conditions = set_condition(
-                    conditions,
-                    "Supported",
-                    "False",
-                    "UnsupportedFlowAction",
-                    f"the operator cannot run {type(act).__name__} yet (use `baton run`)",
-                    now,
-                )
                 continue
             if isinstance(act, RunStep):
-                parts = _partitions(act)
-                manifest = step_job(
-                    execution=execution.name,
-                    namespace=namespace,
-                    uid=uid,
-                    job_execution_id=current.id,
-                    attempt=current.attempt,
-                    step=act.step,
-                    config=config,
-                    image=snapshot.spec.image,
-                    partitions=parts,
-                    parallelism=getattr(snapshot.spec.step(act.step), "parallelism", None),
-                    backoff_limit_per_index=spec.backoff_limit_per_index,
-                    working_dir=spec.working_dir,
-                    service_account=spec.service_account_name,
-                    stop_grace_seconds=spec.stop_grace_period_seconds,
-                )
-                name = manifest["metadata"]["name"]
-                existing = next((j for j in by_step.get(act.step, []) if j.name == name), None)
-                if existing is None:
-                    actions.append(CreateJob(manifest))
-                    actions.append(
-                        Event("Normal", "StepStarted", f"step '{act.step}': Job {name} created")
-                    )
-                elif existing.finished:
-                    # The Job ran and ended, but the step never opened (e.g. the pod could
-                    # not reach the database): record the step failed instead of looping.
-                    end = BatchStatus.STOPPED if stopping else BatchStatus.FAILED
-                    why = f"its Job {name} ended ({existing.failed_reason or 'finished'})"
-                    actions.append(FailStep(current.id, act.step, end, f"step '{act.step}': {why}"))
+                if live(act.step, "step"):
+                    continue  # its Indexed Job runs (or retries) those partitions
+                parts = act.partitions
+                todo: tuple[int | None, ...] = (None,) if parts is None else tuple(parts)
+                manifest = job_for(act.step, "step", partitions=parts, parallelism=act.parallelism)
+                if start(manifest, act.step, "step", todo):
                     return actions
+                continue
+            if isinstance(act, RunCompensation):
+                if cur_status is not BatchStatus.COMPENSATING:
+                    actions.append(MarkCompensating(current.id))
+                    return actions
+                if live(act.step, "compensation"):
+                    continue
+                manifest = job_for(act.step, "compensation", partition=act.partition)
+                if start(manifest, act.step, "compensation", (act.partition,)):
+                    return actions
+                continue
+            if isinstance(act, RunCallback):
+                if live(act.step, "callback"):
+                    continue
+                manifest = job_for(
+                    act.step,
+                    "callback",
+                    env={"BATON_OUTCOME": act.outcome.value, "BATON_OUTCOME_ERROR": act.error},
+                )
+                if start(manifest, act.step, "callback", (None,)):
+                    return actions
+                continue
 
     # ---- mirror the repository into .status
     steps, progress = step_statuses(snapshot, repo.steps)
@@ -555,23 +649,3 @@ def reconcile(
         exitDescription=(current.exit_description.split("\n", 1)[0][:1000] or None),
     )
     return actions
-
-
-def _partitioned_status(steps: Sequence[StepExecution]) -> dict[str, BatchStatus]:
-    """A partitioned step's status for the chain: running while any partition runs,
-    COMPLETED when all did, else the first failure (until the flow knows partitions)."""
-    rows: dict[str, list[BatchStatus]] = {}
-    for s in steps:
-        if s.partition is not None:
-            rows.setdefault(s.step_name, []).append(s.status)
-    out: dict[str, BatchStatus] = {}
-    for name, statuses in rows.items():
-        if any(st.running for st in statuses):
-            out[name] = BatchStatus.STARTED
-        elif all(st is BatchStatus.COMPLETED for st in statuses):
-            out[name] = BatchStatus.COMPLETED
-        elif BatchStatus.STOPPED in statuses:
-            out[name] = BatchStatus.STOPPED
-        else:
-            out[name] = BatchStatus.FAILED
-    return out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import itertools
+import os
 import threading
 import uuid
 from collections import Counter
@@ -13,7 +14,13 @@ from typing import Any
 
 from baton.repository import JobRepository
 from baton.step.runner import run_step
-from baton_operator.manifests import LABEL_EXECUTION, LABEL_JOB_EXECUTION_ID, LABEL_STEP
+from baton_operator.manifests import (
+    ANNOTATION_PARTITIONS,
+    LABEL_EXECUTION,
+    LABEL_JOB_EXECUTION_ID,
+    LABEL_KIND,
+    LABEL_STEP,
+)
 from baton_operator.reconcile import ObservedJob
 
 
@@ -79,10 +86,33 @@ class FakeCluster:
         return ran
 
     def run_job(self, repo: JobRepository, job: FakeJob) -> int:
-        cmd = job.manifest["spec"]["template"]["spec"]["containers"][0]["command"]
+        """Run the Job's pods one index after another, as `baton step` would."""
+        container = job.manifest["spec"]["template"]["spec"]["containers"][0]
+        cmd = container["command"]
+        env = {e["name"]: e["value"] for e in container["env"] if "value" in e}
         execution_id, step = int(cmd[2]), cmd[3]
-        code = int(run_step(repo, execution_id, step))
-        job.exit_codes.append(code)
+        kind = cmd[cmd.index("--kind") + 1] if "--kind" in cmd else "step"
+        partition = int(cmd[cmd.index("--partition") + 1]) if "--partition" in cmd else None
+        pending = (
+            [int(p) for p in env["BATON_PARTITIONS"].split(",")]
+            if "BATON_PARTITIONS" in env
+            else [partition]
+        )
+        extra = {k: v for k, v in env.items() if k.startswith("BATON_OUTCOME")}
+        saved = {k: os.environ.get(k) for k in extra}
+        os.environ.update(extra)
+        codes = []
+        try:
+            for part in pending:
+                codes.append(int(run_step(repo, execution_id, step, part, kind=kind)))
+        finally:
+            for k, v in saved.items():
+                if v is None:
+                    os.environ.pop(k, None)
+                else:
+                    os.environ[k] = v
+        code = max(codes)
+        job.exit_codes.extend(codes)
         job.active = 0
         if code == 0:
             job.complete = True
@@ -111,6 +141,12 @@ class FakeCluster:
                     name=name,
                     step=labels[LABEL_STEP],
                     job_execution_id=int(labels[LABEL_JOB_EXECUTION_ID]),
+                    kind=labels[LABEL_KIND],
+                    partitions=(
+                        tuple(int(p) for p in parts.split(","))
+                        if (parts := j.manifest["metadata"]["annotations"][ANNOTATION_PARTITIONS])
+                        else None
+                    ),
                     active=j.active,
                     complete=j.complete,
                     failed_condition=j.failed,

@@ -252,3 +252,45 @@ def test_api_writes_per_lifecycle_are_bounded(
     assert sum(cluster.writes.values()) == before
     assert cluster.writes["create jobs"] == 3
     assert before < 30, cluster.writes
+
+
+def _examples(cluster: FakeCluster, monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    folder = ROOT / "examples" / name
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.chdir(folder)
+    cluster.apply_job(yaml.safe_load((folder / "job.yaml").read_text()))
+
+
+def test_partitions_run_as_one_indexed_job_then_reduce(
+    op: Operator, cluster: FakeCluster, repo: JobRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _examples(cluster, monkeypatch, "mapreduce")
+    cluster.apply_execution("wc", {"job": "word-count", "parameters": {"parts": 5}})
+    assert settle(op, cluster, repo, "wc") == "Completed"
+    indexed = [j for n, j in cluster.jobs.items() if n.startswith("wc-1-count-p")]
+    assert len(indexed) == 1
+    spec = indexed[0].manifest["spec"]
+    assert (spec["completions"], spec["parallelism"]) == (5, 3)
+    count = next(s for s in cluster.status("wc")["steps"] if s["name"] == "count")
+    assert (count["partitionsTotal"], count["partitionsDone"]) == (5, 5)
+    assert cluster.status("wc")["progress"] == "100%"
+
+
+def test_saga_compensations_and_callback_run_as_jobs(
+    op: Operator, cluster: FakeCluster, repo: JobRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _examples(cluster, monkeypatch, "saga")
+    cluster.apply_execution(
+        "bob", {"job": "onboard-user", "parameters": {"user": "bob", "failAt": "init-settings"}}
+    )
+    assert settle(op, cluster, repo, "bob") == "Compensated"
+    names = sorted(cluster.jobs)
+    assert "bob-1-send-email-comp" in names and "bob-1-create-account-comp" in names
+    assert "bob-1-init-settings-comp" not in names  # it failed: nothing to undo
+    assert "bob-1-onboarding-failed-cb" in names
+    cb = cluster.jobs["bob-1-onboarding-failed-cb"].manifest
+    env = cb["spec"]["template"]["spec"]["containers"][0]["env"]
+    outcome = next(e["value"] for e in env if e["name"] == "BATON_OUTCOME")
+    assert outcome in ("FAILED", "COMPENSATED")
+    st = cluster.status("bob")
+    assert "init-settings" in st["exitDescription"]
