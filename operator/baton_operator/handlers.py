@@ -65,12 +65,14 @@ def _reconcile(namespace: str, name: str) -> str | None:
 
 
 @kopf.on.event(GROUP, VERSION, "batchexecutions")
-def execution_event(type: str, name: str, namespace: str | None, **_: Any) -> None:
+def execution_event(
+    type: str, name: str, namespace: str | None, status: kopf.Status, **_: Any
+) -> None:
     """Any change of a BatchExecution (spec or status): reconcile it.
     Our own status patches come back here too and settle as no-ops."""
     assert namespace is not None
     if type == "DELETED":
-        operator().forget(namespace, name)
+        operator().deleted(namespace, name, dict(status))
         return
     _reconcile(namespace, name)
 

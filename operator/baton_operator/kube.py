@@ -232,6 +232,29 @@ class Operator:
             self._locks.pop((namespace, name), None)
         metrics.observe_phase(namespace, name, "", None)
 
+    def deleted(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """A BatchExecution was deleted (its Jobs and pods go with it): a JobExecution it
+        left running is marked FAILED, so its instance can be launched again."""
+        self.forget(namespace, name)
+        execution_id = status.get("jobExecutionId")
+        if execution_id is None:
+            return
+        execution = self.repo.get_execution(int(execution_id))
+        if not execution.status.running:
+            return
+        why = f"its BatchExecution {namespace}/{name} was deleted"
+        self.repo.fail_running_steps(execution.id, why)
+        self.repo.transition(
+            execution.id,
+            BatchStatus.FAILED,
+            allowed=(execution.status,),
+            action="recover",
+            exit_code="FAILED",
+            description=why,
+            end=True,
+        )
+        log.info("%s/%s deleted: JobExecution %s marked FAILED", namespace, name, execution.id)
+
     # ------------------------------------------------------------ state
 
     def repository_state(self, execution_id: int | None) -> RepositoryState:
@@ -343,14 +366,39 @@ class Operator:
         if isinstance(action, Launch):
             return self._launch(obj, action)
         if isinstance(action, StartExecution):
-            self.repo.transition(
-                action.execution_id,
-                BatchStatus.STARTED,
-                allowed=(BatchStatus.STARTING,),
-                action="start",
-                start=True,
+            if action.max_running is None:
+                self.repo.transition(
+                    action.execution_id,
+                    BatchStatus.STARTED,
+                    allowed=(BatchStatus.STARTING,),
+                    action="start",
+                    start=True,
+                )
+                return True
+            execution = self.repo.get_execution(action.execution_id)
+            admitted = self.repo.admit(
+                execution,
+                max_running=action.max_running,
+                cooldown_seconds=action.cooldown_seconds,
+                waiting_alive=lambda e: True,
+                owner=execution.owner or "k8s",
             )
-            return True
+            if not admitted:
+                status = obj.get("status") or {}
+                if status.get("phase") != Phase.QUEUED.value:
+                    self.cluster.patch_status(ns, name, {"phase": Phase.QUEUED.value})
+                    self.cluster.event(
+                        obj,
+                        "Normal",
+                        "Queued",
+                        f"waiting: at most {action.max_running} running at once"
+                        + (
+                            f", {action.cooldown_seconds:g}s between starts"
+                            if action.cooldown_seconds
+                            else ""
+                        ),
+                    )
+            return admitted
         if isinstance(action, CreateJob):
             created = self.cluster.create_job(action.manifest)
             if created:

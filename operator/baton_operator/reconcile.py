@@ -87,7 +87,12 @@ class Launch:
 
 @dataclass(frozen=True)
 class StartExecution:
+    """STARTING → STARTED; with ``concurrency`` on the job, only when admitted
+    (maxRunning, cooldownSeconds), else the execution waits in phase Queued."""
+
     execution_id: int
+    max_running: int | None = None
+    cooldown_seconds: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -469,7 +474,13 @@ def reconcile(
 
     # ---- drive the flow
     if cur_status is BatchStatus.STARTING:
-        actions.append(StartExecution(current.id))
+        limits = getattr(snapshot.spec, "concurrency", None)
+        if limits is None:
+            actions.append(StartExecution(current.id))
+        else:
+            actions.append(
+                StartExecution(current.id, limits.max_running, float(limits.cooldown_seconds))
+            )
         return actions
 
     if cur_status in (BatchStatus.STARTED, BatchStatus.STOPPING, BatchStatus.COMPENSATING):

@@ -30,6 +30,7 @@ class Phase(StrEnum):
     """The phase of a BatchExecution, as shown by ``kubectl get bx``."""
 
     PENDING = "Pending"
+    QUEUED = "Queued"
     STARTING = "Starting"
     RUNNING = "Running"
     STOPPING = "Stopping"

@@ -294,3 +294,38 @@ def test_saga_compensations_and_callback_run_as_jobs(
     assert outcome in ("FAILED", "COMPENSATED")
     st = cluster.status("bob")
     assert "init-settings" in st["exitDescription"]
+
+
+def test_concurrency_queues_extra_executions(
+    op: Operator, cluster: FakeCluster, repo: JobRepository
+) -> None:
+    doc = yaml.safe_load((NUMBERS / "job.yaml").read_text())
+    doc["metadata"]["name"] = "one-at-a-time"
+    doc["spec"]["concurrency"] = {"maxRunning": 1}
+    cluster.apply_job(doc)
+    cluster.apply_execution("q1", {"job": "one-at-a-time", "parameters": {"count": 5}})
+    cluster.apply_execution("q2", {"job": "one-at-a-time", "parameters": {"count": 6}})
+    op.reconcile("default", "q1")
+    op.reconcile("default", "q2")
+    assert cluster.status("q1")["phase"] == "Running"
+    assert cluster.status("q2")["phase"] == "Queued"
+    assert not any(n.startswith("q2-") for n in cluster.jobs)
+    assert settle(op, cluster, repo, "q1") == "Completed"
+    assert settle(op, cluster, repo, "q2") == "Completed"
+
+
+def test_deleting_a_running_execution_fails_its_job_execution(
+    op: Operator, cluster: FakeCluster, repo: JobRepository
+) -> None:
+    cluster.apply_execution("del", {"job": "count-numbers", "parameters": {"count": 9}})
+    op.reconcile("default", "del")
+    status = cluster.status("del")
+    del cluster.executions[("default", "del")]
+    for n in [n for n in cluster.jobs if n.startswith("del-")]:
+        cluster.delete_job(n)  # the garbage collector follows the ownerReferences
+    op.deleted("default", "del", status)
+    assert repo.get_execution(status["jobExecutionId"]).status.value == "FAILED"
+    # so the same instance can be launched again (it resumes)
+    cluster.apply_execution("del2", {"job": "count-numbers", "parameters": {"count": 9}})
+    assert settle(op, cluster, repo, "del2") == "Completed"
+    assert cluster.status("del2")["attempt"] == 2
