@@ -163,24 +163,23 @@ def run_baton(op: JobOperator, job: BatchJob, rows: int) -> int:
     return execution.id
 
 
-def run_hand(url: str, rows: int, chunk_size: int) -> None:
+def run_hand(conn: Any, style: str, rows: int, chunk_size: int) -> None:
     """The same job, hand-written: executemany + commit every ``chunk_size`` rows."""
-    sql = f"INSERT INTO {hand_out.name} ({', '.join(COLUMNS)}) VALUES "
-    with _dbapi_connect(url) as (conn, style):
-        cur = conn.cursor()
-        stmt = sql + "(" + ", ".join([style] * len(COLUMNS)) + ")"
-        batch: list[tuple[Any, ...]] = []
-        for i in range(1, rows + 1):
-            r = transform(generate(i))
-            batch.append((r["id"], r["name"], r["amount_cents"], r["category"], r["even"]))
-            if len(batch) == chunk_size:
-                cur.executemany(stmt, batch)
-                conn.commit()
-                batch = []
-        if batch:
+    placeholders = ", ".join([style] * len(COLUMNS))
+    stmt = f"INSERT INTO {hand_out.name} ({', '.join(COLUMNS)}) VALUES ({placeholders})"
+    cur = conn.cursor()
+    batch: list[tuple[Any, ...]] = []
+    for i in range(1, rows + 1):
+        r = transform(generate(i))
+        batch.append((r["id"], r["name"], r["amount_cents"], r["category"], r["even"]))
+        if len(batch) == chunk_size:
             cur.executemany(stmt, batch)
             conn.commit()
-        cur.close()
+            batch = []
+    if batch:
+        cur.executemany(stmt, batch)
+        conn.commit()
+    cur.close()
 
 
 @contextmanager
@@ -328,6 +327,52 @@ class StatementCounter:
             )
 
 
+# ---------------------------------------------------------------- CPU accounting
+
+
+class CpuMeter:
+    """CPU seconds spent by this process plus the PostgreSQL backends serving the
+    bench database (read from /proc when the server runs on this machine).
+
+    Wall-clock ratios on a shared machine move with other tenants' load; the CPU
+    cost of a run does not, so it is reported next to them.
+    """
+
+    def __init__(self, admin: Engine):
+        self.admin = admin
+        self.tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self.server = admin.dialect.name == "postgresql" and self._backends() is not None
+
+    def _backends(self) -> dict[int, float] | None:
+        with self.admin.connect() as conn:
+            pids = conn.execute(
+                text(
+                    "SELECT pid FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                )
+            ).scalars()
+            out: dict[int, float] = {}
+            for pid in pids:
+                try:
+                    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    return None  # not local, or not ours to read
+                out[pid] = (int(fields[11]) + int(fields[12])) / self.tick
+            return out
+
+    def sample(self) -> tuple[float, dict[int, float]]:
+        return time.process_time(), (self._backends() or {}) if self.server else {}
+
+    def spent(self, before: tuple[float, dict[int, float]]) -> tuple[float, float]:
+        """(client, server) CPU seconds since ``before``."""
+        client = time.process_time() - before[0]
+        if not self.server:
+            return client, 0.0
+        now = self._backends() or {}
+        server = sum(t - before[1].get(pid, 0.0) for pid, t in now.items())
+        return client, server
+
+
 # ---------------------------------------------------------------- the benchmark
 
 
@@ -340,6 +385,8 @@ class BenchResult:
     history: int
     baton_seconds: list[float] = field(default_factory=list)
     hand_seconds: list[float] = field(default_factory=list)
+    baton_cpu: list[tuple[float, float]] = field(default_factory=list)  # (client, server)
+    hand_cpu: list[tuple[float, float]] = field(default_factory=list)
 
     @property
     def pair_ratios(self) -> list[float]:
@@ -350,6 +397,13 @@ class BenchResult:
     def ratio(self) -> float:
         """Median over repetitions of the paired ratios."""
         return statistics.median(self.pair_ratios)
+
+    @property
+    def cpu_ratio(self) -> float:
+        """CPU cost ratio hand-written/Baton (client + server), median over repetitions."""
+        return statistics.median(
+            sum(h) / sum(b) for b, h in zip(self.baton_cpu, self.hand_cpu, strict=True)
+        )
 
     @property
     def same_statements_per_chunk(self) -> bool:
@@ -413,29 +467,37 @@ def run_bench(
 
         # 2. Throughput, ABBA-interleaved, on a repository holding that history.
         result = BenchResult(rows, chunk_size, first, last, history)
-        run_hand(url, min(rows, 10 * chunk_size), chunk_size)  # warm-up (caches, plans)
-        say(f"throughput: {repeat} x {rows} rows each way, interleaved")
-        for rep in range(repeat):
-            times: dict[str, float] = {}
-            order = ("baton", "hand") if rep % 2 == 0 else ("hand", "baton")
-            for side in order:
-                _clear(admin)
-                t0 = time.perf_counter()
-                if side == "baton":
-                    run_baton(op, job, rows)
-                else:
-                    run_hand(url, rows, chunk_size)
-                times[side] = time.perf_counter() - t0
-                table = baton_out if side == "baton" else hand_out
-                written = _count(admin, table)
-                if written != rows:
-                    raise RuntimeError(f"{side} wrote {written} rows, expected {rows}")
-            result.baton_seconds.append(times["baton"])
-            result.hand_seconds.append(times["hand"])
-            say(
-                f"  rep {rep + 1}: Baton/hand-written throughput = "
-                f"{times['hand'] / times['baton']:.3f}  (order: {' then '.join(order)})"
-            )
+        meter = CpuMeter(admin)
+        with _dbapi_connect(url) as (conn, style):
+            run_hand(conn, style, min(rows, 10 * chunk_size), chunk_size)  # warm-up
+            say(f"throughput: {repeat} x {rows} rows each way, interleaved")
+            for rep in range(repeat):
+                times: dict[str, float] = {}
+                cpu: dict[str, tuple[float, float]] = {}
+                order = ("baton", "hand") if rep % 2 == 0 else ("hand", "baton")
+                for side in order:
+                    _clear(admin)
+                    before = meter.sample()
+                    t0 = time.perf_counter()
+                    if side == "baton":
+                        run_baton(op, job, rows)
+                    else:
+                        run_hand(conn, style, rows, chunk_size)
+                    times[side] = time.perf_counter() - t0
+                    cpu[side] = meter.spent(before)
+                    table = baton_out if side == "baton" else hand_out
+                    written = _count(admin, table)
+                    if written != rows:
+                        raise RuntimeError(f"{side} wrote {written} rows, expected {rows}")
+                result.baton_seconds.append(times["baton"])
+                result.hand_seconds.append(times["hand"])
+                result.baton_cpu.append(cpu["baton"])
+                result.hand_cpu.append(cpu["hand"])
+                say(
+                    f"  rep {rep + 1}: Baton/hand-written throughput = "
+                    f"{times['hand'] / times['baton']:.3f}, CPU cost ratio = "
+                    f"{sum(cpu['hand']) / sum(cpu['baton']):.3f}  (order: {' then '.join(order)})"
+                )
         return result
     finally:
         admin.dispose()
@@ -451,6 +513,15 @@ def report(result: BenchResult, say: Callable[[str], None] = print) -> None:
         f"ratio of medians {statistics.median(result.hand_seconds) / statistics.median(result.baton_seconds):.3f})"  # noqa: E501
     )
     say("target: >= 0.9  ->  " + ("met" if result.ratio >= 0.9 else "NOT met"))
+    b_client = statistics.median(c for c, _ in result.baton_cpu)
+    h_client = statistics.median(c for c, _ in result.hand_cpu)
+    b_server = statistics.median(s for _, s in result.baton_cpu)
+    h_server = statistics.median(s for _, s in result.hand_cpu)
+    say(
+        f"CPU cost hand-written/Baton (client + server backends): {result.cpu_ratio:.3f}  "
+        f"(client {h_client / b_client:.3f}"
+        + (f", server {h_server / b_server:.3f})" if b_server > 0 else ", server not measured)")
+    )
     say(
         f"statements per chunk: execution 1 = {_per(result.first)}, "
         f"execution {result.history} = {_per(result.last)}  ->  "
@@ -458,7 +529,8 @@ def report(result: BenchResult, say: Callable[[str], None] = print) -> None:
     )
     say(
         f"statements outside chunks per execution: execution 1 = {result.first.outside_chunks}, "
-        f"execution {result.history} = {result.last.outside_chunks}"
+        f"execution {result.history} = {result.last.outside_chunks} "
+        "(launch, step bookkeeping and the executor's polling: varies with run time)"
     )
 
 

@@ -30,8 +30,8 @@ from sqlalchemy import Connection, Engine, event, inspect, text
 
 VERSION_TABLE = "baton_alembic_version"
 SCRIPTS = ScriptDirectory.from_config(_alembic_config())
-HEAD = SCRIPTS.get_current_head()
-FIRST = SCRIPTS.get_base()
+HEAD = str(SCRIPTS.get_current_head())
+FIRST = str(SCRIPTS.get_base())
 DDL = ("CREATE", "ALTER", "DROP")
 
 
