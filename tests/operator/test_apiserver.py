@@ -360,3 +360,27 @@ def test_operator_runs_an_execution_to_completion(
     assert 'baton_items_total{job="count-numbers",kind="written",step="load"} 250.0' in text
     assert 'baton_executions{job="count-numbers",namespace="default",phase="Completed"} 1.0' in text
     assert "baton_reconcile_duration_seconds_count" in text
+
+
+def test_cluster_cli_creates_and_patches_executions(cluster: Path) -> None:
+    def baton(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "baton", "cluster", *args, "--kubeconfig", str(cluster)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    made = baton("start", "count-numbers", "-p", "count=12", "--name", "cli-1")
+    assert made.returncode == 0, made.stderr
+    assert "batchexecution/cli-1 created" in made.stdout
+    assert _get("cli-1")["spec"]["parameters"] == {"count": "12"}
+    listed = baton("executions", "--job", "count-numbers")
+    assert "cli-1" in listed.stdout
+    refused = baton("restart", "cli-1")  # not launched yet: the wrong state
+    assert refused.returncode == 7 and "cannot restart cli-1" in refused.stderr
+    assert baton("abandon", "cli-1").returncode == 0
+    assert _get("cli-1")["spec"]["abandon"] is True
+    missing = baton("stop", "nope")
+    assert missing.returncode != 0 and "not found" in missing.stderr

@@ -1,0 +1,308 @@
+"""The operator in the real cluster, driven with helm and kubectl only.
+
+One Helm release (namespace baton-system) serves the whole module; each test works in
+its own namespace, which gets a Secret ``baton-db`` with the repository URL for its
+step pods (the chart's Secret lives in the release namespace).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from conftest import Database, Kubectl, Postgres
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+RELEASE = "baton"
+SYSTEM = "baton-system"
+
+
+@pytest.fixture(scope="module")
+def operator(
+    kubectl: Kubectl,
+    helm: Callable[..., Any],
+    project_image: str,
+    new_database: Callable[[], Database],
+) -> Iterator[Database]:
+    """The chart installed (CRDs, RBAC, operator Deployment), ready; yields its database."""
+    db = new_database()
+    repo, tag = project_image.split(":", 1)
+    helm("uninstall", RELEASE, "-n", SYSTEM, "--wait", check=False)
+    helm(
+        "upgrade", "--install", RELEASE, str(REPO / "charts" / "baton"),
+        "-n", SYSTEM, "--create-namespace",
+        "--set", f"image.repository={repo}", "--set", f"image.tag={tag}",
+        "--set", f"database.url={db.url}",
+        "--set", "operator.logLevel=debug",
+        "--wait", "--timeout", "180s",
+    )  # fmt: skip
+    kubectl("-n", SYSTEM, "rollout", "status", "deploy/baton", "--timeout=180s", timeout=200)
+    yield db
+    if not _keep():
+        helm("uninstall", RELEASE, "-n", SYSTEM, "--wait", check=False)
+
+
+def _keep() -> bool:
+    import os
+
+    return os.environ.get("E2E_KEEP_NAMESPACES") == "1"
+
+
+@pytest.fixture
+def ns(kubectl: Kubectl, namespace: str, operator: Database) -> str:
+    kubectl(
+        "-n", namespace, "create", "secret", "generic", "baton-db",
+        f"--from-literal=url={operator.url}",
+    )  # fmt: skip
+    return namespace
+
+
+def _apply_job(kubectl: Kubectl, ns: str, example: str) -> dict[str, Any]:
+    doc = yaml.safe_load((REPO / "examples" / example / "job.yaml").read_text())
+    kubectl.apply(doc, ns)
+    return dict(doc)
+
+
+def _execution(
+    kubectl: Kubectl, ns: str, name: str, job: str, params: dict[str, Any], **spec: Any
+) -> None:
+    kubectl.apply(
+        {
+            "apiVersion": "baton.dev/v1alpha1",
+            "kind": "BatchExecution",
+            "metadata": {"name": name},
+            "spec": {"job": job, "parameters": params, **spec},
+        },
+        ns,
+    )
+
+
+def _status(kubectl: Kubectl, ns: str, name: str) -> dict[str, Any]:
+    return dict(kubectl.get("bx", name, ns).get("status") or {})
+
+
+def _wait_phase(
+    kubectl: Kubectl, ns: str, name: str, *phases: str, timeout: float = 240
+) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        st = _status(kubectl, ns, name)
+        return st if st.get("phase") in phases else None
+
+    try:
+        return dict(kubectl.wait_until(f"{name} in {phases}", check, timeout=timeout))
+    except AssertionError:
+        print(json.dumps(_status(kubectl, ns, name), indent=2))
+        print(_operator_logs(kubectl))
+        raise
+
+
+def _operator_logs(kubectl: Kubectl) -> str:
+    return kubectl("-n", SYSTEM, "logs", "deploy/baton", "--tail=200", check=False).stdout
+
+
+def _patch(kubectl: Kubectl, ns: str, name: str, spec: dict[str, Any]) -> None:
+    kubectl("-n", ns, "patch", "bx", name, "--type", "merge", "-p", json.dumps({"spec": spec}))
+
+
+def _rows(postgres: Postgres, db: Database, count: int) -> tuple[int, int]:
+    out = postgres.sql(
+        f"SELECT count(*), count(DISTINCT n) FROM numbers WHERE count_to = {count}", db.name
+    )
+    total, distinct = out.split("|")
+    return int(total), int(distinct)
+
+
+def _jobs(kubectl: Kubectl, ns: str) -> list[str]:
+    return sorted(j["metadata"]["name"] for j in kubectl.json("-n", ns, "get", "jobs")["items"])
+
+
+# ---------------------------------------------------------------- scenarios
+
+
+def test_crds_explain_and_refuse_bad_manifests(kubectl: Kubectl, ns: str) -> None:
+    explain = " ".join(kubectl("explain", "batchexecution.spec").stdout.split())
+    assert "snapshotted at launch" in explain and "restart" in explain
+    bad = kubectl(
+        "-n", ns, "apply", "-f", "-", check=False,
+        input=json.dumps({
+            "apiVersion": "baton.dev/v1alpha1", "kind": "BatchExecution",
+            "metadata": {"name": "bad"},
+            "spec": {"job": "x", "parameters": {"flag": True}},
+        }),
+    )  # fmt: skip
+    assert bad.returncode != 0 and "must be of type integer,string" in bad.stderr
+    _execution(kubectl, ns, "cel", "count-numbers", {"count": 1}, stop=True)
+    changed = kubectl(
+        "-n", ns, "patch", "bx", "cel", "--type", "merge", "-p",
+        '{"spec":{"parameters":{"count":2}}}', check=False,
+    )  # fmt: skip
+    assert changed.returncode != 0 and "spec.parameters is immutable" in changed.stderr
+
+
+def test_execution_completes_with_counts(
+    kubectl: Kubectl, ns: str, operator: Database, postgres: Postgres
+) -> None:
+    _apply_job(kubectl, ns, "numbers")
+    start = time.monotonic()
+    _execution(
+        kubectl, ns, "count", "count-numbers", {"count": 3000},
+        workingDir="/opt/baton/examples/numbers",
+    )  # fmt: skip
+
+    def first_pod_running() -> bool:
+        pods = kubectl.pods(ns, "baton.dev/execution=count")
+        return any(p["status"].get("phase") in ("Running", "Succeeded") for p in pods)
+
+    kubectl.wait_until("the first step pod", first_pod_running, timeout=120, interval=0.2)
+    latency = time.monotonic() - start
+    print(f"\nMEASURE apply->first pod running: {latency:.2f}s")
+    st = _wait_phase(kubectl, ns, "count", "Completed", "Failed")
+    assert st["phase"] == "Completed", st
+    print(f"MEASURE apply->Completed (3 steps, 3000 items): {time.monotonic() - start:.2f}s")
+    assert (st["readCount"], st["writeCount"], st["progress"]) == (3000, 3000, "100%")
+    assert [s["status"] for s in st["steps"]] == ["COMPLETED"] * 3
+    assert _rows(postgres, operator, 3000) == (3000, 3000)
+    assert _jobs(kubectl, ns) == ["count-1-check", "count-1-load", "count-1-prepare"]
+    table = kubectl("-n", ns, "get", "bx").stdout
+    assert "Completed" in table and "100%" in table and "count-numbers" in table
+    events = kubectl("-n", ns, "get", "events", "--field-selector", "involvedObject.name=count")
+    assert "Launched" in events.stdout and "StepStarted" in events.stdout
+
+
+def test_stop_then_restart_completes_exactly_once(
+    kubectl: Kubectl, ns: str, operator: Database, postgres: Postgres
+) -> None:
+    _apply_job(kubectl, ns, "numbers")
+    _execution(
+        kubectl, ns, "slow", "count-numbers", {"count": 2500, "delayMs": 8},
+        workingDir="/opt/baton/examples/numbers",
+    )  # fmt: skip
+
+    def loading() -> bool:
+        st = _status(kubectl, ns, "slow")
+        load = next((s for s in st.get("steps") or [] if s["name"] == "load"), None)
+        return bool(load and load["writeCount"] >= 100)
+
+    kubectl.wait_until("the load step to write", loading, timeout=180, interval=0.5)
+    _patch(kubectl, ns, "slow", {"stop": True})
+    st = _wait_phase(kubectl, ns, "slow", "Stopped", "Failed", "Completed")
+    assert st["phase"] == "Stopped", st
+    load = next(s for s in st["steps"] if s["name"] == "load")
+    assert load["status"] == "STOPPED" and 0 < load["writeCount"] < 2500
+    # the stopped pod was not retried
+    pods = kubectl.pods(ns, "baton.dev/step=load")
+    assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
+    _patch(kubectl, ns, "slow", {"stop": False, "restart": 1})
+    st = _wait_phase(kubectl, ns, "slow", "Completed", "Failed", timeout=300)
+    assert st["phase"] == "Completed", st
+    assert (st["attempt"], st["observedRestart"]) == (2, 1)
+    assert _rows(postgres, operator, 2500) == (2500, 2500)
+    assert "slow-2-prepare" not in _jobs(kubectl, ns)  # COMPLETED in attempt 1: skipped
+
+
+def test_abandon_refuses_restart_and_completed_instance_rejects(
+    kubectl: Kubectl, ns: str, operator: Database
+) -> None:
+    _apply_job(kubectl, ns, "numbers")
+    wd = {"workingDir": "/opt/baton/examples/numbers"}
+    _execution(kubectl, ns, "done", "count-numbers", {"count": 40}, **wd)
+    _wait_phase(kubectl, ns, "done", "Completed")
+    _execution(kubectl, ns, "again", "count-numbers", {"count": 40}, **wd)
+    st = _wait_phase(kubectl, ns, "again", "Rejected", "Running", "Completed")
+    assert st["phase"] == "Rejected"
+    cond = next(c for c in st["conditions"] if c["type"] == "Launched")
+    assert cond["reason"] == "JobInstanceAlreadyComplete"
+    # stop → abandon → a restart bump is refused with a condition
+    _execution(kubectl, ns, "ab", "count-numbers", {"count": 30, "delayMs": 300}, **wd)
+    _wait_phase(kubectl, ns, "ab", "Running")
+    _patch(kubectl, ns, "ab", {"abandon": True})  # wrong state: a condition
+    kubectl.wait_until(
+        "the WrongState condition",
+        lambda: any(
+            c["type"] == "Abandoned" and c["reason"] == "WrongState"
+            for c in _status(kubectl, ns, "ab").get("conditions", [])
+        ),
+        timeout=60,
+    )
+    _patch(kubectl, ns, "ab", {"stop": True})
+    st = _wait_phase(kubectl, ns, "ab", "Abandoned", timeout=180)
+    _patch(kubectl, ns, "ab", {"restart": 1})
+    kubectl.wait_until(
+        "the Restarted=False condition",
+        lambda: any(
+            c["type"] == "Restarted" and c["status"] == "False"
+            for c in _status(kubectl, ns, "ab").get("conditions", [])
+        ),
+        timeout=60,
+    )
+    assert _status(kubectl, ns, "ab")["phase"] == "Abandoned"
+
+
+def test_partitions_run_as_one_indexed_job(kubectl: Kubectl, ns: str, operator: Database) -> None:
+    _apply_job(kubectl, ns, "mapreduce")
+    _execution(
+        kubectl, ns, "wc", "word-count", {"parts": 8},
+        workingDir="/opt/baton/examples/mapreduce",
+    )  # fmt: skip
+    st = _wait_phase(kubectl, ns, "wc", "Completed", "Failed", timeout=300)
+    assert st["phase"] == "Completed", st
+    count = next(s for s in st["steps"] if s["name"] == "count")
+    assert (count["partitionsTotal"], count["partitionsDone"]) == (8, 8)
+    jobs = kubectl.json("-n", ns, "get", "jobs")["items"]
+    indexed = [j for j in jobs if j["metadata"]["labels"]["baton.dev/step"] == "count"]
+    assert len(indexed) == 1
+    assert indexed[0]["spec"]["completionMode"] == "Indexed"
+    assert indexed[0]["spec"]["completions"] == 8
+    assert indexed[0]["status"]["succeeded"] == 8
+
+
+def test_operator_pod_deleted_mid_execution(
+    kubectl: Kubectl, ns: str, operator: Database, postgres: Postgres
+) -> None:
+    _apply_job(kubectl, ns, "numbers")
+    _execution(
+        kubectl, ns, "survive", "count-numbers", {"count": 1500, "delayMs": 5},
+        workingDir="/opt/baton/examples/numbers",
+    )  # fmt: skip
+    _wait_phase(kubectl, ns, "survive", "Running")
+    kubectl("-n", SYSTEM, "delete", "pod", "-l", "app.kubernetes.io/component=operator")
+    st = _wait_phase(kubectl, ns, "survive", "Completed", "Failed", timeout=300)
+    assert st["phase"] == "Completed", st
+    assert _jobs(kubectl, ns) == ["survive-1-check", "survive-1-load", "survive-1-prepare"]
+    assert _rows(postgres, operator, 1500) == (1500, 1500)
+
+
+def test_metrics_match_status(kubectl: Kubectl, ns: str, operator: Database) -> None:
+    _apply_job(kubectl, ns, "numbers")
+    _execution(
+        kubectl, ns, "metered", "count-numbers", {"count": 777},
+        workingDir="/opt/baton/examples/numbers",
+    )  # fmt: skip
+    _wait_phase(kubectl, ns, "metered", "Completed")
+
+    def scrape() -> str:
+        return str(
+            kubectl(
+                "get", "--raw",
+                f"/api/v1/namespaces/{SYSTEM}/services/{RELEASE}-metrics:9090/proxy/metrics",
+            ).stdout
+        )  # fmt: skip
+
+    text = kubectl.wait_until(
+        "metrics", lambda: (t := scrape()) and "baton_items_total" in t and t, timeout=60
+    )
+    assert f'baton_executions{{job="count-numbers",namespace="{ns}",phase="Completed"}} 1.0' in text
+    assert "baton_reconcile_duration_seconds_count" in text
+    read = [
+        line
+        for line in text.splitlines()
+        if line.startswith('baton_items_total{job="count-numbers",kind="read",step="load"}')
+    ]
+    assert read and float(read[0].split()[-1]) >= 777

@@ -1,0 +1,289 @@
+"""JobOperator against a cluster: start, stop, restart and abandon BatchExecutions,
+list them. What ``baton cluster ...`` runs; the operator in the cluster does the work.
+
+Each call is one Kubernetes API request (create, merge-patch, list), so the restart
+table, the checkpoints and the Jobs stay the operator's business.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from baton.errors import BatonError, UnexpectedJobExecutionState
+from baton.resources import API_VERSION, GROUP, VERSION, Phase
+from baton.spec import parse_cli_params
+
+PLURAL = "batchexecutions"
+
+
+class ClusterError(BatonError):
+    """The Kubernetes API refused or could not be reached."""
+
+
+def _api(kubeconfig: str | None, context: str | None) -> Any:
+    from kubernetes import client, config
+
+    try:
+        if kubeconfig is None and context is None:
+            try:
+                config.load_incluster_config()  # type: ignore[no-untyped-call]
+            except config.ConfigException:
+                config.load_kube_config()  # type: ignore[no-untyped-call]
+        else:
+            config.load_kube_config(config_file=kubeconfig, context=context)  # type: ignore[no-untyped-call]
+    except (config.ConfigException, OSError) as e:
+        raise ClusterError(f"no usable kubeconfig: {e}") from None
+    return client.CustomObjectsApi()
+
+
+def _call(fn: Any, *args: Any) -> Any:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        return fn(*args)
+    except ApiException as e:
+        reason = e.reason
+        try:
+            import json
+
+            reason = json.loads(e.body or "{}").get("message", reason)
+        except ValueError:
+            pass
+        raise ClusterError(f"Kubernetes API: {reason}") from None
+    except OSError as e:
+        raise ClusterError(f"cannot reach the Kubernetes API: {e}") from None
+
+
+def execution_name(job: str) -> str:
+    """A fresh, valid name for an execution of ``job``."""
+    base = re.sub(r"[^a-z0-9-]+", "-", job.lower()).strip("-")[:40] or "execution"
+    return f"{base}-{uuid.uuid4().hex[:6]}"
+
+
+class ClusterJobOperator:
+    """The JobOperator facade for a cluster: BatchExecutions instead of local runs."""
+
+    def __init__(
+        self,
+        namespace: str = "default",
+        *,
+        kubeconfig: str | None = None,
+        context: str | None = None,
+        api: Any = None,
+    ):
+        self.namespace = namespace
+        self.api = api if api is not None else _api(kubeconfig, context)
+
+    def start(
+        self,
+        job: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        name: str | None = None,
+        working_dir: str | None = None,
+    ) -> dict[str, Any]:
+        spec: dict[str, Any] = {"job": job, "parameters": dict(params or {})}
+        if working_dir:
+            spec["workingDir"] = working_dir
+        body = {
+            "apiVersion": API_VERSION,
+            "kind": "BatchExecution",
+            "metadata": {"name": name or execution_name(job)},
+            "spec": spec,
+        }
+        return dict(
+            _call(
+                self.api.create_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                body,
+            )
+        )
+
+    def get(self, name: str) -> dict[str, Any]:
+        return dict(
+            _call(
+                self.api.get_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                name,
+            )
+        )
+
+    def _patch(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return dict(
+            _call(
+                self.api.patch_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.namespace,
+                PLURAL,
+                name,
+                {"spec": spec},
+            )
+        )
+
+    def stop(self, name: str) -> dict[str, Any]:
+        phase = self.get(name).get("status", {}).get("phase")
+        if phase and Phase(phase).terminal:
+            raise UnexpectedJobExecutionState(f"cannot stop {name}: it is {phase}, not running")
+        return self._patch(name, {"stop": True})
+
+    def restart(self, name: str) -> dict[str, Any]:
+        current = self.get(name)
+        phase = current.get("status", {}).get("phase")
+        if phase not in (Phase.FAILED.value, Phase.STOPPED.value, Phase.REJECTED.value):
+            raise UnexpectedJobExecutionState(
+                f"cannot restart {name}: it is {phase or 'not launched yet'}; "
+                "only Failed or Stopped executions restart"
+            )
+        bump = int(current["spec"].get("restart", 0)) + 1
+        return self._patch(name, {"restart": bump, "stop": False})
+
+    def abandon(self, name: str) -> dict[str, Any]:
+        return self._patch(name, {"abandon": True})
+
+    def executions(self, job: str | None = None) -> list[dict[str, Any]]:
+        found = _call(
+            self.api.list_namespaced_custom_object, GROUP, VERSION, self.namespace, PLURAL
+        )
+        items = [dict(i) for i in found.get("items", [])]
+        if job:
+            items = [i for i in items if i["spec"].get("job") == job]
+        return sorted(items, key=lambda i: i["metadata"].get("creationTimestamp", ""))
+
+    def wait(self, name: str, timeout: float = 3600, poll: float = 2) -> dict[str, Any]:
+        """Until the execution reaches a terminal phase."""
+        deadline = time.monotonic() + timeout
+        while True:
+            obj = self.get(name)
+            phase = obj.get("status", {}).get("phase")
+            if phase and Phase(phase).terminal:
+                return obj
+            if time.monotonic() > deadline:
+                raise ClusterError(f"{name} still {phase} after {timeout:g}s")
+            time.sleep(poll)
+
+
+# ---------------------------------------------------------------- CLI: baton cluster ...
+
+app = typer.Typer(
+    name="cluster",
+    help="BatchExecutions in a Kubernetes cluster (the operator runs them).",
+    no_args_is_help=True,
+)
+out = Console()
+
+Namespace = Annotated[str, typer.Option("--namespace", "-n", help="Namespace.")]
+Kubeconfig = Annotated[
+    str | None, typer.Option("--kubeconfig", envvar="KUBECONFIG", help="kubeconfig file.")
+]
+Context = Annotated[str | None, typer.Option("--context", help="kubeconfig context.")]
+
+
+def _op(namespace: str, kubeconfig: str | None, context: str | None) -> ClusterJobOperator:
+    return ClusterJobOperator(namespace, kubeconfig=kubeconfig, context=context)
+
+
+def _row(obj: dict[str, Any]) -> str:
+    st = obj.get("status") or {}
+    return (
+        f"{obj['metadata']['name']}: {st.get('phase') or 'Pending'}"
+        + (f" {st['progress']}" if st.get("progress") else "")
+        + (f" (execution {st['jobExecutionId']})" if st.get("jobExecutionId") else "")
+    )
+
+
+@app.command()
+def start(
+    job: Annotated[str, typer.Argument(help="BatchJob name.")],
+    param: Annotated[
+        list[str] | None, typer.Option("-p", "--param", help="NAME=VALUE (repeatable).")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="BatchExecution name.")] = None,
+    working_dir: Annotated[
+        str | None, typer.Option(help="Directory of the job's code in the image.")
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="Wait for a terminal phase.")] = False,
+    namespace: Namespace = "default",
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+) -> None:
+    """Create a BatchExecution of JOB."""
+    op = _op(namespace, kubeconfig, context)
+    params = parse_cli_params(param or [])  # typed by the operator against the BatchJob
+    created = op.start(job, params, name=name, working_dir=working_dir)
+    out.print(f"batchexecution/{created['metadata']['name']} created", highlight=False)
+    if wait:
+        done = op.wait(created["metadata"]["name"])
+        out.print(_row(done), highlight=False)
+        if done["status"]["phase"] != Phase.COMPLETED.value:
+            raise typer.Exit(1)
+
+
+@app.command()
+def stop(
+    name: str,
+    namespace: Namespace = "default",
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+) -> None:
+    """Stop a running execution at its next chunk boundary."""
+    out.print(_row(_op(namespace, kubeconfig, context).stop(name)), highlight=False)
+
+
+@app.command()
+def restart(
+    name: str,
+    namespace: Namespace = "default",
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+) -> None:
+    """Restart a Failed or Stopped execution from its checkpoints (bumps spec.restart)."""
+    out.print(_row(_op(namespace, kubeconfig, context).restart(name)), highlight=False)
+
+
+@app.command()
+def abandon(
+    name: str,
+    namespace: Namespace = "default",
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+) -> None:
+    """Abandon a Stopped or Failed execution: its instance never restarts."""
+    out.print(_row(_op(namespace, kubeconfig, context).abandon(name)), highlight=False)
+
+
+@app.command()
+def executions(
+    job: Annotated[str | None, typer.Option("--job", "-j", help="Only this job.")] = None,
+    namespace: Namespace = "default",
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+) -> None:
+    """BatchExecutions of the namespace, oldest first."""
+    t = Table("Name", "Job", "Phase", "Progress", "Attempt", "Execution", "Created")
+    for obj in _op(namespace, kubeconfig, context).executions(job):
+        st = obj.get("status") or {}
+        t.add_row(
+            obj["metadata"]["name"],
+            obj["spec"]["job"],
+            st.get("phase") or "",
+            st.get("progress") or "",
+            str(st.get("attempt") or ""),
+            str(st.get("jobExecutionId") or ""),
+            obj["metadata"].get("creationTimestamp", ""),
+        )
+    out.print(t)
