@@ -581,6 +581,11 @@ def steps(
     _print_json([step_summary(s) for s in repo.step_executions(execution_id)])
 
 
+from baton.kube import app as cluster_app  # noqa: E402 - the `baton cluster` commands
+
+app.add_typer(cluster_app, name="cluster")
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
