@@ -381,7 +381,7 @@ class JobRepository:
             ).all()
             last_ids = [c[3] for c in counts if c[3] is not None]
             last = dict(
-                conn.execute(select(E.id, E.status).where(E.id.in_(last_ids))).tuples().all()
+                conn.execute(select(E.id, E.status).where(E.id.in_(last_ids))).all()
             )
         return [
             {
