@@ -519,3 +519,21 @@ def test_sql_writer_rows_with_different_keys(engine: Engine) -> None:
         w.write([{"n": 3, "flag": True}, {"n": 4}])
     with engine.connect() as conn:
         assert sorted(conn.execute(select(typed.c.n)).scalars()) == [1, 2]
+
+
+def test_file_writer_refuses_to_resume_a_file_shorter_than_its_checkpoint(tmp_path: Path) -> None:
+    path = tmp_path / "out.jsonl"
+    ctx: dict[str, Any] = {}
+    w = JsonLinesWriter(path)
+    w.open(ctx)
+    w.write([{"n": 1}, {"n": 2}])
+    w.update(ctx)
+    w.close()
+
+    path.write_text('{"n": 1}\n')  # replaced behind the job's back
+    with pytest.raises(BatonError, match="fewer than the 18 written at the last checkpoint"):
+        JsonLinesWriter(path).open(ctx)
+    path.unlink()  # or deleted
+    with pytest.raises(BatonError, match="it has 0 bytes"):
+        JsonLinesWriter(path).open(ctx)
+    assert not path.exists()

@@ -207,6 +207,11 @@ def test_only_with_an_unknown_name_lists_the_known_ones(workdir: Path) -> None:
         JobRegistry().get("anything")
 
 
+def test_only_on_an_empty_registry_says_so() -> None:
+    with pytest.raises(UnknownJob, match=r"^no jobs defined: load a manifest"):
+        JobRegistry().only()
+
+
 def test_chunk_turns_exception_classes_into_names() -> None:
     class Local(Exception):
         pass
