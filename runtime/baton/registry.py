@@ -77,6 +77,8 @@ class JobRegistry:
             return self.get(name)
         if len(self._jobs) == 1:
             return next(iter(self._jobs.values()))
+        if not self._jobs:
+            raise UnknownJob("no jobs defined: load a manifest, a .py file or a module first")
         raise UnknownJob(f"several jobs defined ({', '.join(self.names())}); choose one with --job")
 
     def load(self, target: str) -> JobRegistry:

@@ -143,6 +143,13 @@ class _FileWriter:
     def open(self, context: MutableMapping[str, Any]) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         offset = int(context.get(self.key, 0))
+        size = self.path.stat().st_size if self.path.exists() else 0
+        if size < offset:
+            # Truncating "back" would pad the file with NUL bytes: refuse instead.
+            raise BatonError(
+                f"cannot resume writing {self.path}: it has {size} bytes, fewer than the "
+                f"{offset} written at the last checkpoint (was it replaced or truncated?)"
+            )
         f = self.path.open("r+b" if self.path.exists() else "w+b")
         f.truncate(offset)  # drop whatever a crashed chunk wrote after the checkpoint
         f.seek(offset)
