@@ -71,7 +71,8 @@ proc_starttime() { awk '{sub(/^.*\) /, ""); print $20}' "/proc/$1/stat" 2>/dev/n
 # True while the recorded process for NAME is alive (and not a zombie).
 is_running() {
     local pid start
-    read -r pid start <"$PID_DIR/$1.pid" 2>/dev/null || return 1
+    [[ -f $PID_DIR/$1.pid ]] || return 1
+    read -r pid start <"$PID_DIR/$1.pid" || return 1
     [[ -n $pid && -d /proc/$pid ]] || return 1
     [[ -z $start || $(proc_starttime "$pid") == "$start" ]] || return 1
     [[ $(awk '{sub(/^.*\) /, ""); print $1}' "/proc/$pid/stat" 2>/dev/null) != Z ]]

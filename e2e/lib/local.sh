@@ -89,6 +89,7 @@ local_down() {
     unmount_under "$E2E_STATE" "$E2E_RUN" "$BUILDAH_RUNROOT"
     # The kubelet links container logs into /var/log/containers; drop ours.
     find /var/log/containers -maxdepth 1 -type l -lname "$E2E_STATE/*" -delete 2>/dev/null || true
+    rmdir /var/log/containers 2>/dev/null || true
     rm -rf "$E2E_STATE" "$E2E_RUN"
     # containerd's shims keep fifos and sockets under /run/containerd whatever
     # the config says; drop the directories once they are empty.

@@ -59,7 +59,7 @@ check_prereqs() {
     [[ $(uname -s) == Linux ]] || die "the local provider needs Linux; use E2E_PROVIDER=kind"
     mkdir -p "$E2E_CACHE"
     command -v go >/dev/null ||
-        die "Go is not installed: the Kubernetes, etcd and Helm binaries are built from source. Install Go >= 1.26 (https://go.dev/dl/ or 'apt-get install golang-1.2x')"
+        die "Go is not installed: the Kubernetes, etcd and Helm binaries are built from source. Install Go >= 1.26 from https://go.dev/dl/ and put it on PATH (Debian bookworm's golang package is too old)"
     local gov
     gov=$(go env GOVERSION | sed 's/^go//')
     if ! printf '1.26\n%s\n' "$gov" | sort -V -C; then
