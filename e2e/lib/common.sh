@@ -90,7 +90,8 @@ start_process() {
     mkdir -p "$LOG_DIR" "$PID_DIR"
     log "starting $name"
     echo "=== $(date -u +%FT%TZ) $*" >>"$LOG_DIR/$name.log"
-    setsid "$@" >>"$LOG_DIR/$name.log" 2>&1 </dev/null &
+    # fd 9 is the cluster lock (e2e/cluster): long-lived processes must not hold it
+    setsid "$@" >>"$LOG_DIR/$name.log" 2>&1 </dev/null 9>&- &
     local pid=$!
     echo "$pid $(proc_starttime "$pid")" >"$PID_DIR/$name.pid"
 }

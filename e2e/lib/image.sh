@@ -97,7 +97,7 @@ build_base_image() {
 # The tag names the content: sources, examples, Dockerfile and base.
 project_image_tag() {
     echo "baton:dev-$(cd "$REPO_DIR" && { content_hash "$REPO_DIR/pyproject.toml" "$REPO_DIR/Dockerfile" \
-        "$REPO_DIR/.dockerignore" "$REPO_DIR/runtime" "$REPO_DIR/operator" "$REPO_DIR/examples" "$REPO_DIR/charts"
+        "$REPO_DIR/.dockerignore" "$REPO_DIR/runtime" "$REPO_DIR/operator" "$REPO_DIR/examples"
         base_key; } | sha256sum | cut -c1-12)"
 }
 
