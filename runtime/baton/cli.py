@@ -47,6 +47,19 @@ JobName = Annotated[
     str | None, typer.Option("--job", "-j", help="Job to run when the file defines several.")
 ]
 NoProgress = Annotated[bool, typer.Option("--no-progress", help="No live progress bar.")]
+Namespace = Annotated[
+    str | None,
+    typer.Option("--namespace", "-n", help="Cluster: namespace of the BatchExecution."),
+]
+Context = Annotated[
+    str | None, typer.Option("--context", help="Cluster: kubeconfig context to use.")
+]
+Kubeconfig = Annotated[
+    str | None, typer.Option("--kubeconfig", help="Cluster: kubeconfig file (else $KUBECONFIG).")
+]
+Target = Annotated[
+    str, typer.Argument(metavar="ID|NAME", help="Execution id, or a BatchExecution name.")
+]
 
 STATUS_STYLE = {
     "COMPLETED": "green",
@@ -215,12 +228,21 @@ def _run_manifest(
 
 @app.command()
 def restart(
-    execution_id: Annotated[int, typer.Argument(metavar="ID")],
+    target: Target,
     db: Db = DEFAULT_URL,
     as_json: AsJson = False,
     no_progress: NoProgress = False,
+    namespace: Namespace = None,
+    context: Context = None,
+    kubeconfig: Kubeconfig = None,
 ) -> None:
-    """Restart a FAILED or STOPPED execution from its last checkpoint."""
+    """Restart a FAILED or STOPPED execution from its last checkpoint.
+
+    With a BatchExecution NAME (or --namespace/--context), bump its spec.restart."""
+    cluster = _cluster(target, namespace, context, kubeconfig)
+    if cluster is not None:
+        return _cluster_report(cluster.restart(target), as_json)
+    execution_id = int(target)
     _execute(
         db,
         as_json,
@@ -231,15 +253,24 @@ def restart(
 
 @app.command()
 def stop(
-    execution_id: Annotated[int, typer.Argument(metavar="ID")],
+    target: Target,
     db: Db = DEFAULT_URL,
     wait: Annotated[bool, typer.Option("--wait", help="Wait until it has stopped.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait with --wait.")] = 300,
     as_json: AsJson = False,
+    namespace: Namespace = None,
+    context: Context = None,
+    kubeconfig: Kubeconfig = None,
 ) -> None:
-    """Ask a running execution to stop after its current chunk."""
+    """Ask a running execution to stop after its current chunk.
+
+    With a BatchExecution NAME (or --namespace/--context), patch spec.stop."""
     import time
 
+    cluster = _cluster(target, namespace, context, kubeconfig)
+    if cluster is not None:
+        return _cluster_report(cluster.stop(target), as_json)
+    execution_id = int(target)
     repo = _repo(db)
     execution = JobOperator(repo).stop(execution_id)
     deadline = time.monotonic() + timeout
@@ -256,12 +287,20 @@ def stop(
 
 @app.command()
 def abandon(
-    execution_id: Annotated[int, typer.Argument(metavar="ID")],
+    target: Target,
     db: Db = DEFAULT_URL,
     as_json: AsJson = False,
+    namespace: Namespace = None,
+    context: Context = None,
+    kubeconfig: Kubeconfig = None,
 ) -> None:
-    """Mark a STOPPED or FAILED execution ABANDONED; its instance can never restart."""
-    _report(JobOperator(_repo(db)).abandon(execution_id), as_json)
+    """Mark a STOPPED or FAILED execution ABANDONED; its instance can never restart.
+
+    With a BatchExecution NAME (or --namespace/--context), patch spec.abandon."""
+    cluster = _cluster(target, namespace, context, kubeconfig)
+    if cluster is not None:
+        return _cluster_report(cluster.abandon(target), as_json)
+    _report(JobOperator(_repo(db)).abandon(int(target)), as_json)
 
 
 @app.command()
@@ -273,6 +312,73 @@ def recover(
 ) -> None:
     """Mark an execution FAILED whose process died while it was running."""
     _report(JobOperator(_repo(db)).recover(execution_id, force=force), as_json)
+
+
+def _cluster(
+    target: str | None, namespace: str | None, context: str | None, kubeconfig: str | None
+) -> Any:
+    """The cluster operator when the command is about a BatchExecution: a NAME rather
+    than a numeric id, or any of --namespace/--context/--kubeconfig given."""
+    if target is not None and target.isdigit() and not (namespace or context or kubeconfig):
+        return None
+    if target is None and not (namespace or context or kubeconfig):
+        return None
+    from baton.kube import ClusterJobOperator
+
+    return ClusterJobOperator(namespace or "default", kubeconfig=kubeconfig, context=context)
+
+
+def _cluster_table(objects: list[dict[str, Any]]) -> Table:
+    t = Table("Name", "Job", "Phase", "Progress", "Attempt", "Execution", "Created")
+    for obj in objects:
+        st = obj.get("status") or {}
+        t.add_row(
+            obj["metadata"]["name"],
+            obj["spec"]["job"],
+            st.get("phase") or "",
+            st.get("progress") or "",
+            str(st.get("attempt") or ""),
+            str(st.get("jobExecutionId") or ""),
+            obj["metadata"].get("creationTimestamp", ""),
+        )
+    return t
+
+
+def _cluster_report(obj: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        return _print_json(obj)
+    st = obj.get("status") or {}
+    out.print(
+        f"batchexecution/{obj['metadata']['name']} {st.get('phase') or 'Pending'}", highlight=False
+    )
+
+
+@app.command("start")
+def start_in_cluster(
+    job: Annotated[str, typer.Argument(metavar="JOB", help="BatchJob name in the cluster.")],
+    param: Params = None,
+    name: Annotated[str | None, typer.Option(help="BatchExecution name.")] = None,
+    wait: Annotated[bool, typer.Option(help="Wait for a terminal phase.")] = False,
+    as_json: AsJson = False,
+    namespace: Namespace = None,
+    context: Context = None,
+    kubeconfig: Kubeconfig = None,
+) -> None:
+    """Create a BatchExecution of JOB in the cluster (the operator runs it)."""
+    from baton.kube import ClusterJobOperator
+
+    op = ClusterJobOperator(namespace or "default", kubeconfig=kubeconfig, context=context)
+    created = op.start(job, parse_cli_params(param or []), name=name)
+    if wait:
+        created = op.wait(created["metadata"]["name"])
+    if as_json:
+        _print_json(created)
+    else:
+        _cluster_report(created, False) if wait else out.print(
+            f"batchexecution/{created['metadata']['name']} created", highlight=False
+        )
+    if wait and (created.get("status") or {}).get("phase") != "Completed":
+        raise typer.Exit(ExitCode.FAILED)
 
 
 def _report(execution: JobExecution, as_json: bool) -> None:
@@ -367,8 +473,24 @@ def executions(
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
     db: Db = DEFAULT_URL,
     as_json: AsJson = False,
+    namespace: Namespace = None,
+    context: Context = None,
+    kubeconfig: Kubeconfig = None,
 ) -> None:
-    """Job executions, newest first."""
+    """Job executions, newest first (BatchExecutions with --namespace/--context)."""
+    cluster = _cluster(None, namespace, context, kubeconfig)
+    if cluster is not None:
+        found = cluster.executions(job)
+        if running:
+            found = [
+                o
+                for o in found
+                if (o.get("status") or {}).get("phase")
+                in ("Pending", "Queued", "Running", "Stopping", "Compensating", None)
+            ]
+        if as_json:
+            return _print_json(found[-limit:])
+        return out.print(_cluster_table(found[-limit:]))
     rows = [
         _execution_row(e)
         for e in JobExplorer(_repo(db)).executions(job, running=running, limit=limit)
