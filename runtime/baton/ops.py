@@ -366,12 +366,11 @@ class JobOperator:
         )
 
     def _recover_dead_last(self, job_name: str, key: str) -> None:
-        for instance in self.repository.instances(job_name):
-            if instance.job_key == key:
-                last = self.repository.executions(instance_id=instance.id, limit=1)
-                if last and last[0].status.running:
-                    self.recover(last[0].id, quiet=True)
-                return
+        """Before a launch: the instance's last execution, left running by a process that
+        is gone, becomes FAILED so the restart rules see what really happened."""
+        last = self.repository.last_execution(job_name, key)
+        if last is not None and last.status.running:
+            self.recover(last.id, quiet=True)
 
 
 def check_imports(job: BatchJob, source_dir: Path | None) -> None:

@@ -351,6 +351,13 @@ class JobRepository:
             )
         return {k: tuple(v) for k, v in out.items()}
 
+    def last_execution(self, job: str, key: str) -> JobExecution | None:
+        """The newest execution of the instance (job, key), if any."""
+        found = self._executions(
+            and_(JobInstanceRow.job_name == job, JobInstanceRow.job_key == key), limit=1
+        )
+        return found[0] if found else None
+
     def instances(self, job: str) -> list[JobInstance]:
         with self._read() as conn:
             rows = conn.execute(
@@ -380,9 +387,7 @@ class JobRepository:
                 .order_by(JobInstanceRow.job_name)
             ).all()
             last_ids = [c[3] for c in counts if c[3] is not None]
-            last = dict(
-                conn.execute(select(E.id, E.status).where(E.id.in_(last_ids))).all()
-            )
+            last = dict(conn.execute(select(E.id, E.status).where(E.id.in_(last_ids))).all())
         return [
             {
                 "job": name,
