@@ -306,3 +306,202 @@ def test_metrics_match_status(kubectl: Kubectl, ns: str, operator: Database) -> 
         if line.startswith('baton_items_total{job="count-numbers",kind="read",step="load"}')
     ]
     assert read and float(read[0].split()[-1]) >= 777
+
+
+def _step_processes(execution_id: int, index: int) -> list[int]:
+    """PIDs (on this node) of the step pods' `baton step EXECUTION_ID load` processes
+    whose Indexed Job index is ``index``."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            env = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        mine = b"step" in cmd and str(execution_id).encode() in cmd and b"load" in cmd
+        if mine and f"JOB_COMPLETION_INDEX={index}".encode() in env:
+            pids.append(int(proc.name))
+    return pids
+
+
+def test_killed_partition_resumes_from_its_checkpoint(
+    kubectl: Kubectl,
+    ns: str,
+    operator: Database,
+    postgres: Postgres,
+    e2e_env: dict[str, str],
+) -> None:
+    """kill -9 of one partition's process (as an OOM kill would): the Job retries that
+    index (backoffLimitPerIndex), which resumes from its last committed chunk; every
+    row is written exactly once."""
+    if e2e_env.get("E2E_PROVIDER", "local") != "local":
+        pytest.skip("needs the step processes on this machine (local provider)")
+    import os
+    import signal
+
+    kubectl.apply(
+        yaml.safe_load((REPO / "examples" / "numbers" / "partitioned.yaml").read_text()), ns
+    )
+    _execution(
+        kubectl, ns, "fan", "count-numbers-fanout", {"count": 4000, "delayMs": 8},
+        workingDir="/opt/baton/examples/numbers",
+    )  # fmt: skip
+
+    def partition_3_written() -> list[int] | None:
+        st = _status(kubectl, ns, "fan")
+        load = next((s for s in st.get("steps") or [] if s["name"] == "load"), None)
+        if not load or load["writeCount"] < 8 * 100:
+            return None
+        return _step_processes(st["jobExecutionId"], 3) or None
+
+    pids = kubectl.wait_until("partition 3 running", partition_3_written, timeout=180, interval=0.3)
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    st = _wait_phase(kubectl, ns, "fan", "Completed", "Failed", timeout=300)
+    assert st["phase"] == "Completed", st
+    load = next(s for s in st["steps"] if s["name"] == "load")
+    assert (load["partitionsTotal"], load["partitionsDone"]) == (8, 8)
+    job = next(
+        j
+        for j in kubectl.json("-n", ns, "get", "jobs")["items"]
+        if j["metadata"]["labels"]["baton.dev/step"] == "load"
+    )
+    assert job["status"].get("failed", 0) >= 1  # the killed pod, retried
+    assert job["status"]["succeeded"] == 8
+    assert _rows(postgres, operator, 4000) == (4000, 4000)  # resumed, not redone
+
+
+def _scrape(kubectl: Kubectl) -> str:
+    return str(
+        kubectl(
+            "get", "--raw",
+            f"/api/v1/namespaces/{SYSTEM}/services/{RELEASE}-metrics:9090/proxy/metrics",
+        ).stdout
+    )  # fmt: skip
+
+
+def _metric(text: str, name: str) -> float:
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(name) and not line.startswith("#"):
+            total += float(line.split()[-1])
+    return total
+
+
+def test_api_writes_do_not_grow_with_partitions(
+    kubectl: Kubectl, ns: str, operator: Database
+) -> None:
+    """Kubernetes API writes of the operator per execution lifecycle: the same for 1
+    and for 40 partitions (the Job controller makes the pods, not the operator)."""
+    doc = yaml.safe_load((REPO / "examples" / "numbers" / "partitioned.yaml").read_text())
+    writes = {}
+    for parts in (1, 40):
+        doc["metadata"]["name"] = f"fan-{parts}"
+        doc["spec"]["steps"][1]["partitions"] = {"count": parts}
+        doc["spec"]["steps"][1]["parallelism"] = 20
+        kubectl.apply(doc, ns)
+        before = _metric(_scrape(kubectl), "baton_kube_writes_total")
+        _execution(
+            kubectl, ns, f"w{parts}", f"fan-{parts}", {"count": 400},
+            workingDir="/opt/baton/examples/numbers",
+        )  # fmt: skip
+        st = _wait_phase(kubectl, ns, f"w{parts}", "Completed", "Failed", timeout=300)
+        assert st["phase"] == "Completed", st
+        time.sleep(3)  # the last status patch and events
+        writes[parts] = _metric(_scrape(kubectl), "baton_kube_writes_total") - before
+    print(f"\nMEASURE operator API writes per lifecycle: {writes}")
+    assert writes[40] <= writes[1] + 6, writes
+
+
+def test_fan_out_of_100_partitions_vs_a_bare_indexed_job(
+    kubectl: Kubectl, ns: str, operator: Database, project_image: str
+) -> None:
+    """Wall time of a 100-partition step through the operator vs the same number of
+    pods of the same image as a bare Indexed Job (parallelism 20 both)."""
+    job = {
+        "apiVersion": "baton.dev/v1alpha1",
+        "kind": "BatchJob",
+        "metadata": {"name": "fan-100"},
+        "spec": {
+            "parameters": [{"name": "n", "type": "int"}],
+            "steps": [
+                {
+                    "name": "work",
+                    "tasklet": "counting:check_partition",
+                    "partitions": {"count": 100},
+                    "parallelism": 20,
+                }
+            ],
+        },
+    }
+    kubectl.apply(job, ns)
+    start = time.monotonic()
+    _execution(kubectl, ns, "f100", "fan-100", {"n": 1}, workingDir="/opt/baton/examples/numbers")
+    st = _wait_phase(kubectl, ns, "f100", "Completed", "Failed", timeout=900)
+    operator_seconds = time.monotonic() - start
+    assert st["phase"] == "Completed", st
+    bare = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": "bare-100"},
+        "spec": {
+            "completionMode": "Indexed",
+            "completions": 100,
+            "parallelism": 20,
+            "backoffLimit": 0,
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [
+                        {
+                            "name": "main",
+                            "image": project_image,
+                            "imagePullPolicy": "IfNotPresent",
+                            "command": ["python", "-c", "import baton"],
+                        }
+                    ],
+                }
+            },
+        },
+    }
+    start = time.monotonic()
+    kubectl.apply(bare, ns)
+    kubectl.wait_for_job(ns, "bare-100", timeout=900)
+    bare_seconds = time.monotonic() - start
+    ratio = operator_seconds / bare_seconds
+    print(
+        f"\nMEASURE 100-partition fan-out: operator {operator_seconds:.1f}s, "
+        f"bare Indexed Job {bare_seconds:.1f}s, ratio {ratio:.2f}"
+    )
+    assert ratio < 2.0  # reported against the 1.15 target; bounded here against flakes
+
+
+def test_operator_memory_with_500_executions(kubectl: Kubectl, ns: str, operator: Database) -> None:
+    _apply_job(kubectl, ns, "numbers")
+    wd = {"workingDir": "/opt/baton/examples/numbers"}
+    _execution(kubectl, ns, "first", "count-numbers", {"count": 11}, **wd)
+    _wait_phase(kubectl, ns, "first", "Completed")
+    docs = [
+        json.dumps(
+            {
+                "apiVersion": "baton.dev/v1alpha1",
+                "kind": "BatchExecution",
+                "metadata": {"name": f"dup-{i}"},
+                "spec": {"job": "count-numbers", "parameters": {"count": 11}, **wd},
+            }
+        )
+        for i in range(500)
+    ]
+    kubectl("-n", ns, "apply", "-f", "-", input="\n---\n".join(docs), timeout=300)
+
+    def all_rejected() -> bool:
+        items = kubectl.json("-n", ns, "get", "bx")["items"]
+        phases = [i.get("status", {}).get("phase") for i in items]
+        return phases.count("Rejected") == 500
+
+    kubectl.wait_until("500 executions rejected", all_rejected, timeout=600, interval=3)
+    rss = _metric(_scrape(kubectl), "process_resident_memory_bytes") / 2**20
+    print(f"\nMEASURE operator RSS with 501 BatchExecutions present: {rss:.0f} MiB")
+    assert rss < 512

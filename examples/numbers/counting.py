@@ -64,6 +64,8 @@ class NumbersWriter(SqlWriter):
 
 
 def prepare(ctx: StepContext) -> dict[str, Any]:
+    # made here, once, so that partitions loading side by side do not race to create it
+    numbers_table.create(ctx.engine, checkfirst=True)
     ctx.context["expected"] = ctx.params["count"]
     return {"expected": ctx.params["count"]}
 
@@ -72,3 +74,27 @@ def check(ctx: StepContext) -> str:
     if ctx.context.get("expected") != ctx.params["count"]:
         raise AssertionError("the chain context lost 'expected'")
     return "ok"
+
+
+class RangeReader(CountReader):
+    """A partition's share of 1..count: partition ``index`` of ``count`` partitions
+    (the args of ``partitions: {count: N}``), restartable the same way."""
+
+    def __init__(self, params: Any, partition: Any):
+        super().__init__(params)
+        parts = int(partition["count"])
+        per = -(-self.count // parts)
+        self.first = int(partition["index"]) * per
+        self.count = min(self.first + per, self.count)
+        self.pos = self.first
+
+    def open(self, context: MutableMapping[str, Any]) -> None:
+        self.pos = int(context.get("count.pos", self.first))
+
+    def total(self) -> int:
+        return self.count - self.pos
+
+
+def check_partition(ctx: StepContext) -> int:
+    """A near-empty unit of work (for fan-out overhead measurements)."""
+    return int(ctx.partition["index"])

@@ -13,6 +13,7 @@ class OperatorConfig:
     db_secret: str = "baton-db"
     db_secret_key: str = "url"
     poll_seconds: float = 2.0
+    progress_seconds: float = 10.0
     metrics_port: int = 9090
     step_cpu_request: str = "50m"
     step_memory_request: str = "64Mi"
@@ -28,6 +29,7 @@ class OperatorConfig:
             db_secret=e.get("BATON_DB_SECRET", d.db_secret),
             db_secret_key=e.get("BATON_DB_SECRET_KEY", d.db_secret_key),
             poll_seconds=float(e.get("BATON_POLL_SECONDS", d.poll_seconds)),
+            progress_seconds=float(e.get("BATON_PROGRESS_SECONDS", d.progress_seconds)),
             metrics_port=int(e.get("BATON_METRICS_PORT", d.metrics_port)),
             step_cpu_request=e.get("BATON_STEP_CPU_REQUEST", d.step_cpu_request),
             step_memory_request=e.get("BATON_STEP_MEMORY_REQUEST", d.step_memory_request),

@@ -56,6 +56,7 @@ log = logging.getLogger("baton.operator")
 
 PLURAL = "batchexecutions"
 JOBS_PLURAL = "batchjobs"
+PROGRESS_FIELDS = frozenset({"progress", "readCount", "writeCount", "skipCount", "steps"})
 
 
 def load_kube_config() -> None:
@@ -218,6 +219,7 @@ class Operator:
         self.cluster = cluster
         self.config = cfg
         self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._last_patch: dict[tuple[str, str], float] = {}
         self._locks_guard = threading.Lock()
 
     @contextmanager
@@ -230,6 +232,7 @@ class Operator:
     def forget(self, namespace: str, name: str) -> None:
         with self._locks_guard:
             self._locks.pop((namespace, name), None)
+            self._last_patch.pop((namespace, name), None)
         metrics.observe_phase(namespace, name, "", None)
 
     def deleted(self, namespace: str, name: str, status: dict[str, Any]) -> None:
@@ -333,7 +336,7 @@ class Operator:
                 if changed:
                     continue  # stale: the next round computes it afresh
                 patch = status_patch(status, action.status)
-                if patch:
+                if patch and self._due(namespace, name, patch):
                     self.cluster.patch_status(namespace, name, patch)
                 metrics.observe_phase(namespace, name, job_name, action.status.get("phase"))
                 continue
@@ -342,6 +345,18 @@ class Operator:
         if not changed:
             metrics.observe_phase(namespace, name, job_name, status.get("phase"))
         return changed, status.get("phase")
+
+    def _due(self, namespace: str, name: str, patch: dict[str, Any]) -> bool:
+        """Progress-only changes (counts, percentages) are written at most every
+        ``progress_seconds`` per execution, so API writes follow the phases, not the
+        number of partitions or chunks; anything else is written at once."""
+        now = time.monotonic()
+        key = (namespace, name)
+        recent = now - self._last_patch.get(key, float("-inf")) < self.config.progress_seconds
+        if set(patch) <= PROGRESS_FIELDS and recent:
+            return False
+        self._last_patch[key] = now
+        return True
 
     def _parse_job(self, obj: dict[str, Any], job_obj: dict[str, Any]) -> BatchJob | None:
         try:

@@ -6,9 +6,17 @@ import threading
 from collections.abc import Sequence
 
 from baton.repository import StepExecution
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    start_http_server,
+)
 
 REGISTRY = CollectorRegistry()
+ProcessCollector(registry=REGISTRY)  # process_resident_memory_bytes, cpu, fds
 
 EXECUTIONS = Gauge(
     "baton_executions",
