@@ -505,3 +505,42 @@ def test_operator_memory_with_500_executions(kubectl: Kubectl, ns: str, operator
     rss = _metric(_scrape(kubectl), "process_resident_memory_bytes") / 2**20
     print(f"\nMEASURE operator RSS with 501 BatchExecutions present: {rss:.0f} MiB")
     assert rss < 512
+
+
+def test_eviction_stops_at_a_chunk_and_restarts_by_itself(
+    kubectl: Kubectl, ns: str, operator: Database, postgres: Postgres
+) -> None:
+    """An evicted step pod (DisruptionTarget) stops at a chunk boundary; with
+    spec.autoRestart.onDisruption the execution resumes by itself from the checkpoint."""
+    _apply_job(kubectl, ns, "numbers")
+    _execution(
+        kubectl, ns, "evict", "count-numbers", {"count": 2200, "delayMs": 8},
+        workingDir="/opt/baton/examples/numbers", autoRestart={"onDisruption": True},
+    )  # fmt: skip
+
+    def load_pod() -> str | None:
+        st = _status(kubectl, ns, "evict")
+        load = next((s for s in st.get("steps") or [] if s["name"] == "load"), None)
+        pods = kubectl.pods(ns, "baton.dev/step=load")
+        running = [p for p in pods if p["status"].get("phase") == "Running"]
+        if load and load["writeCount"] >= 100 and running:
+            return str(running[0]["metadata"]["name"])
+        return None
+
+    pod = kubectl.wait_until("the load pod writing", load_pod, timeout=180, interval=0.5)
+    eviction = {
+        "apiVersion": "policy/v1",
+        "kind": "Eviction",
+        "metadata": {"name": pod, "namespace": ns},
+    }
+    kubectl(
+        "create", "--raw", f"/api/v1/namespaces/{ns}/pods/{pod}/eviction", "-f", "-",
+        input=json.dumps(eviction),
+    )  # fmt: skip
+    st = _wait_phase(kubectl, ns, "evict", "Completed", "Failed", timeout=300)
+    assert st["phase"] == "Completed", st
+    assert (st["attempt"], st.get("autoRestarts"), st["disruptedPod"]) == (2, 1, pod)
+    assert st.get("observedRestart", 0) == 0  # no user restart was spent
+    assert _rows(postgres, operator, 2200) == (2200, 2200)
+    events = kubectl("-n", ns, "get", "events", "--field-selector", "involvedObject.name=evict")
+    assert "Disrupted" in events.stdout and "AutoRestarted" in events.stdout
