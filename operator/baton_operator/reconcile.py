@@ -547,6 +547,8 @@ def reconcile(
 
         for act in next_actions(snapshot.spec, flow_state(current, repo)):
             if isinstance(act, Finish):
+                if any(r.status.running for r in repo.steps):
+                    continue  # never end an execution under a running unit
                 actions.append(FinishExecution(current.id, act.status, act.description))
                 kind = "Normal" if act.status is BatchStatus.COMPLETED else "Warning"
                 actions.append(
