@@ -37,7 +37,9 @@ ENV_CANDIDATES = [
     os.environ.get("E2E_ENV_FILE", ""),
     os.path.join(os.environ.get("E2E_STATE", "/var/lib/baton-e2e"), "e2e.env"),
     os.path.join(
-        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "baton-e2e-kind", "e2e.env"
+        os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")),
+        "baton-e2e-kind",
+        "e2e.env",
     ),
 ]
 
@@ -130,7 +132,9 @@ class Kubectl:
         out = []
         for pod in self.pods(namespace, f"job-name={job}"):
             name = pod["metadata"]["name"]
-            out.append(f"--- pod {name} ({pod['status'].get('phase')})\n{self.logs(namespace, name)}")
+            out.append(
+                f"--- pod {name} ({pod['status'].get('phase')})\n{self.logs(namespace, name)}"
+            )
         return "\n".join(out)
 
     def wait_for_job(self, namespace: str, job: str, timeout: float = 300) -> dict[str, Any]:
@@ -139,7 +143,9 @@ class Kubectl:
         while True:
             obj = self.get("job", job, namespace)
             conditions = {
-                c["type"]: c for c in obj.get("status", {}).get("conditions", []) if c["status"] == "True"
+                c["type"]: c
+                for c in obj.get("status", {}).get("conditions", [])
+                if c["status"] == "True"
             }
             if "Complete" in conditions:
                 return dict(obj)
@@ -174,7 +180,9 @@ class Kubectl:
         proc = self.run(*args, check=False)
         answer = proc.stdout.strip()
         if answer not in ("yes", "no"):
-            raise KubectlError(f"kubectl {' '.join(args)}: unexpected answer {proc.stdout!r} {proc.stderr!r}")
+            raise KubectlError(
+                f"kubectl {' '.join(args)}: unexpected answer {proc.stdout!r} {proc.stderr!r}"
+            )
         return answer == "yes"
 
 
@@ -208,11 +216,15 @@ def project_image(e2e_env: dict[str, str]) -> str:
 def helm(e2e_env: dict[str, str]) -> Callable[..., subprocess.CompletedProcess[str]]:
     """helm(*args) runs the pinned Helm against the e2e cluster."""
 
-    def run(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    def run(
+        *args: str, check: bool = True, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
         cmd = [e2e_env["E2E_HELM"], "--kubeconfig", e2e_env["E2E_KUBECONFIG"], *args]
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, check=False)
         if check and proc.returncode != 0:
-            raise AssertionError(f"{shlex.join(cmd)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
+            raise AssertionError(
+                f"{shlex.join(cmd)} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
+            )
         return proc
 
     return run
@@ -227,7 +239,9 @@ def namespace(request: pytest.FixtureRequest, kubectl: Kubectl) -> Iterator[str]
     kubectl("create", "namespace", name)
     kubectl.wait_until(
         f"the default ServiceAccount in {name}",
-        lambda: kubectl("-n", name, "get", "serviceaccount", "default", check=False).returncode == 0,
+        lambda: (
+            kubectl("-n", name, "get", "serviceaccount", "default", check=False).returncode == 0
+        ),
         timeout=60,
     )
     yield name
@@ -253,7 +267,9 @@ class Database:
     @property
     def url(self) -> str:
         """The URL pods use (SQLAlchemy form, psycopg 3 driver)."""
-        return f"postgresql+psycopg://{self.user}:{self.password}@{self.host}:{self.port}/{self.name}"
+        return (
+            f"postgresql+psycopg://{self.user}:{self.password}@{self.host}:{self.port}/{self.name}"
+        )
 
 
 class Postgres:
@@ -287,7 +303,9 @@ class Postgres:
         e = self.env
         name = f"e2e_{time.strftime('%Y%m%d_%H%M%S')}_{uuid.uuid4().hex[:6]}"
         self.sql(f'CREATE DATABASE "{name}"')
-        return Database(name, e["E2E_DB_HOST"], e["E2E_DB_PORT"], e["E2E_DB_USER"], e["E2E_DB_PASSWORD"])
+        return Database(
+            name, e["E2E_DB_HOST"], e["E2E_DB_PORT"], e["E2E_DB_USER"], e["E2E_DB_PASSWORD"]
+        )
 
     def drop_database(self, db: Database) -> None:
         self.sql(f'DROP DATABASE IF EXISTS "{db.name}" WITH (FORCE)')

@@ -7,14 +7,20 @@ import textwrap
 from typing import Any
 
 import pytest
-
 from conftest import Database, Kubectl, Postgres
 
 pytestmark = pytest.mark.e2e
 
 
-def job(name: str, image: str, *, command: list[str] | None = None, args: list[str] | None = None,
-        spec: dict[str, Any] | None = None, env: list[dict[str, str]] | None = None) -> dict[str, Any]:
+def job(
+    name: str,
+    image: str,
+    *,
+    command: list[str] | None = None,
+    args: list[str] | None = None,
+    spec: dict[str, Any] | None = None,
+    env: list[dict[str, str]] | None = None,
+) -> dict[str, Any]:
     container: dict[str, Any] = {"name": "main", "image": image, "imagePullPolicy": "IfNotPresent"}
     if command is not None:
         container["command"] = command
@@ -76,7 +82,12 @@ def test_indexed_job_sees_completion_index(kubectl: Kubectl, namespace: str, ima
             "indexed",
             image,
             command=["sh", "-c", 'echo "index=$JOB_COMPLETION_INDEX"'],
-            spec={"completions": 4, "parallelism": 2, "completionMode": "Indexed", "backoffLimit": 2},
+            spec={
+                "completions": 4,
+                "parallelism": 2,
+                "completionMode": "Indexed",
+                "backoffLimit": 2,
+            },
         ),
         namespace,
     )
@@ -95,7 +106,9 @@ def test_indexed_job_sees_completion_index(kubectl: Kubectl, namespace: str, ima
     assert sorted(seen) == [0, 1, 2, 3], seen
 
 
-def test_deleted_pod_is_replaced_and_job_completes(kubectl: Kubectl, namespace: str, image: str) -> None:
+def test_deleted_pod_is_replaced_and_job_completes(
+    kubectl: Kubectl, namespace: str, image: str
+) -> None:
     """A Job's pod deleted mid-run is replaced by a new pod; the Job completes."""
     kubectl.apply(
         job(
@@ -109,13 +122,23 @@ def test_deleted_pod_is_replaced_and_job_completes(kubectl: Kubectl, namespace: 
 
     def running_pod() -> dict[str, Any] | None:
         for pod in kubectl.pods(namespace, "job-name=sleeper"):
-            if pod["status"].get("phase") == "Running" and not pod["metadata"].get("deletionTimestamp"):
+            if pod["status"].get("phase") == "Running" and not pod["metadata"].get(
+                "deletionTimestamp"
+            ):
                 return pod
         return None
 
     first = kubectl.wait_until("the first sleeper pod running", running_pod, timeout=90)
     first_uid = first["metadata"]["uid"]
-    kubectl("-n", namespace, "delete", "pod", first["metadata"]["name"], "--grace-period=1", "--wait=false")
+    kubectl(
+        "-n",
+        namespace,
+        "delete",
+        "pod",
+        first["metadata"]["name"],
+        "--grace-period=1",
+        "--wait=false",
+    )
 
     def replacement() -> dict[str, Any] | None:
         for pod in kubectl.pods(namespace, "job-name=sleeper"):
@@ -141,8 +164,15 @@ def test_rbac_is_enforced_for_a_plain_service_account(
     kubectl("-n", namespace, "create", "serviceaccount", "plain")
     kubectl("-n", namespace, "create", "serviceaccount", "reader")
     kubectl("-n", namespace, "create", "role", "pod-reader", "--verb=get,list", "--resource=pods")
-    kubectl("-n", namespace, "create", "rolebinding", "reader-pods", "--role=pod-reader",
-            f"--serviceaccount={namespace}:reader")
+    kubectl(
+        "-n",
+        namespace,
+        "create",
+        "rolebinding",
+        "reader-pods",
+        "--role=pod-reader",
+        f"--serviceaccount={namespace}:reader",
+    )
 
     assert kubectl.can_i("create", "pods", namespace), "the admin must be allowed (control)"
     assert not kubectl.can_i("create", "pods", namespace, as_user=plain)
