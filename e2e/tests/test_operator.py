@@ -544,3 +544,47 @@ def test_eviction_stops_at_a_chunk_and_restarts_by_itself(
     assert _rows(postgres, operator, 2200) == (2200, 2200)
     events = kubectl("-n", ns, "get", "events", "--field-selector", "involvedObject.name=evict")
     assert "Disrupted" in events.stdout and "AutoRestarted" in events.stdout
+
+
+def test_two_replicas_one_active(
+    kubectl: Kubectl,
+    ns: str,
+    operator: Database,
+    helm: Callable[..., Any],
+    project_image: str,
+    postgres: Postgres,
+) -> None:
+    """Kopf peering: with two operator replicas both register as peers, one works,
+    and an execution completes once, with no duplicate Jobs."""
+    try:
+        helm(
+            "upgrade", RELEASE, str(REPO / "charts" / "baton"), "-n", SYSTEM,
+            "--reuse-values", "--set", "operator.replicas=2", "--wait", "--timeout", "180s",
+        )  # fmt: skip
+
+        def two_peers() -> bool:
+            peering = kubectl.json("get", "clusterkopfpeering", RELEASE)
+            return len(peering.get("status") or {}) == 2
+
+        kubectl.wait_until("two Kopf peers", two_peers, timeout=120)
+        _apply_job(kubectl, ns, "numbers")
+        _execution(
+            kubectl, ns, "pair", "count-numbers", {"count": 600},
+            workingDir="/opt/baton/examples/numbers",
+        )  # fmt: skip
+        st = _wait_phase(kubectl, ns, "pair", "Completed", "Failed")
+        assert st["phase"] == "Completed", st
+        assert _jobs(kubectl, ns) == ["pair-1-check", "pair-1-load", "pair-1-prepare"]
+        assert _rows(postgres, operator, 600) == (600, 600)
+        logs = kubectl(
+            "-n", SYSTEM, "logs", "-l", "app.kubernetes.io/component=operator",
+            "--tail=-1", "--prefix",
+        ).stdout  # fmt: skip
+        created = [line for line in logs.splitlines() if "created Job pair-1-" in line]
+        assert len(created) == 3, created  # each Job made once, by one replica
+        assert len({line.split("]")[0] for line in created}) == 1, created
+    finally:
+        helm(
+            "upgrade", RELEASE, str(REPO / "charts" / "baton"), "-n", SYSTEM,
+            "--reuse-values", "--set", "operator.replicas=1", "--wait", "--timeout", "180s",
+        )  # fmt: skip

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 from typing import Any
 
 import kopf
@@ -46,6 +47,11 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     if not settings.peering.standalone:
         settings.peering.name = os.environ.get("BATON_PEERING", settings.peering.name)
         settings.peering.mandatory = True
+        # Kopf freezes *all* peers of equal priority; replicas of one Deployment share
+        # their arguments, so each draws its own: the highest works, the others wait.
+        priority = os.environ.get("BATON_PEERING_PRIORITY", "")
+        settings.peering.priority = int(priority) if priority else random.randint(1, 2**30)
+        log.info("peering %s, priority %d", settings.peering.name, settings.peering.priority)
     settings.posting.level = logging.WARNING
     settings.execution.max_workers = int(os.environ.get("BATON_WORKERS", "8"))
     settings.watching.server_timeout = 300
