@@ -13,7 +13,8 @@
 
 E2E_DIR := $(patsubst %/,%,$(dir $(lastword $(MAKEFILE_LIST))))
 E2E_CLUSTER := $(E2E_DIR)/cluster
-E2E_PYTHON ?= python3
+# The project venv (make setup) has pytest and the project installed.
+E2E_PYTHON ?= $(if $(VENV),$(VENV)/bin/python,python3)
 E2E_PYTEST_ARGS ?=
 E2E_LOGS_DIR ?= $(CURDIR)/e2e-logs
 E2E_SUDO := $(if $(or $(filter 0,$(shell id -u)),$(filter kind,$(E2E_PROVIDER))),,sudo --preserve-env=E2E_PROVIDER,E2E_CACHE,E2E_STATE,E2E_PG_PORT)
@@ -32,7 +33,7 @@ cluster-status:
 cluster-logs:
 	$(E2E_SUDO) $(E2E_CLUSTER) logs $(E2E_LOGS_DIR)
 
-e2e: cluster-up
+e2e: $(if $(VENV),setup) cluster-up
 	@$(E2E_PYTHON) -m pytest $(E2E_DIR) -m e2e $(E2E_PYTEST_ARGS) || { \
 		status=$$?; \
 		echo "e2e scenarios failed (exit $$status); gathering logs into $(E2E_LOGS_DIR)"; \
