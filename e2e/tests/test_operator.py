@@ -260,7 +260,14 @@ def test_partitions_run_as_one_indexed_job(kubectl: Kubectl, ns: str, operator: 
     assert len(indexed) == 1
     assert indexed[0]["spec"]["completionMode"] == "Indexed"
     assert indexed[0]["spec"]["completions"] == 8
-    assert indexed[0]["status"]["succeeded"] == 8
+    # the repository knows first; the Job controller counts the exits a moment later
+    kubectl.wait_until(
+        "8 succeeded indexes",
+        lambda: (
+            kubectl.get("job", indexed[0]["metadata"]["name"], ns)["status"].get("succeeded") == 8
+        ),
+        timeout=60,
+    )
 
 
 def test_operator_pod_deleted_mid_execution(
@@ -345,18 +352,20 @@ def test_killed_partition_resumes_from_its_checkpoint(
         yaml.safe_load((REPO / "examples" / "numbers" / "partitioned.yaml").read_text()), ns
     )
     _execution(
-        kubectl, ns, "fan", "count-numbers-fanout", {"count": 4000, "delayMs": 8},
+        kubectl, ns, "fan", "count-numbers-fanout", {"count": 4000, "delayMs": 30},
         workingDir="/opt/baton/examples/numbers",
     )  # fmt: skip
 
-    def partition_3_written() -> list[int] | None:
+    def partition_3_running() -> list[int] | None:
         st = _status(kubectl, ns, "fan")
-        load = next((s for s in st.get("steps") or [] if s["name"] == "load"), None)
-        if not load or load["writeCount"] < 8 * 100:
+        if not st.get("jobExecutionId"):
             return None
         return _step_processes(st["jobExecutionId"], 3) or None
 
-    pids = kubectl.wait_until("partition 3 running", partition_3_written, timeout=180, interval=0.3)
+    kubectl.wait_until("partition 3 running", partition_3_running, timeout=180, interval=0.3)
+    time.sleep(5)  # some of its chunks committed (500 items x 30 ms = 15 s per partition)
+    pids = partition_3_running()
+    assert pids, "partition 3 ended before it could be killed"
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
     st = _wait_phase(kubectl, ns, "fan", "Completed", "Failed", timeout=300)
@@ -442,6 +451,18 @@ def test_fan_out_of_100_partitions_vs_a_bare_indexed_job(
     st = _wait_phase(kubectl, ns, "f100", "Completed", "Failed", timeout=900)
     operator_seconds = time.monotonic() - start
     assert st["phase"] == "Completed", st
+    created = kubectl.get("bx", "f100", ns)["metadata"]["creationTimestamp"]
+    name = kubectl.json("-n", ns, "get", "jobs", "-l", "baton.dev/step=work")["items"][0]
+    work = kubectl.wait_for_job(ns, name["metadata"]["name"], timeout=120)
+
+    def ts(text: str) -> float:
+        return time.mktime(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
+
+    job_created = ts(work["metadata"]["creationTimestamp"]) - ts(created)
+    pods = ts(work["status"]["completionTime"]) - ts(work["status"]["startTime"])
+    print(
+        f"\nMEASURE fan-out: BatchExecution → Job created {job_created:.0f}s, Job ran {pods:.0f}s"
+    )
     bare = {
         "apiVersion": "batch/v1",
         "kind": "Job",
