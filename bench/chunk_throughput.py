@@ -316,6 +316,8 @@ class StatementCounter:
                 f"{len(c.insert_rows)} executemany of {c.insert_rows[0]} rows"
                 if c.insert_rows and c.insert_rows[0] > 0
                 else f"{len(c.insert_rows)} multi-VALUES statement(s)"
+                if c.insert_rows
+                else "COPY (no SQL statement event)"
                 for c in chunks
             )
             return ExecutionCount(
@@ -586,7 +588,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--db-url", default=None, help="run in this database as it is (sqlite:/// or PG)"
     )
+    p.add_argument(
+        "--insert",
+        action="store_true",
+        help="make Baton's SqlWriter use INSERT (executemany) instead of PostgreSQL COPY,"
+        " the same statement as the hand-written loop",
+    )
     args = p.parse_args(argv)
+    BenchWriter.use_copy = not args.insert
+    print(f"Baton's SqlWriter loads with {'INSERT (executemany)' if args.insert else 'COPY'}")
     if args.rows % args.chunk_size:
         p.error("--rows must be a multiple of --chunk-size (all chunks full)")
 

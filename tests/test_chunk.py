@@ -351,3 +351,45 @@ def test_unreachable_database_is_one_clear_error() -> None:
         JobRepository("postgresql://baton:secret@127.0.0.1:1/nowhere")
     with pytest.raises(DatabaseUnavailable, match="unable to open"):
         JobRepository("sqlite:////nonexistent-dir/x/baton.db")
+
+
+def test_database_errors_from_bulk_writes_are_skippable(
+    op: JobOperator, repo: JobRepository
+) -> None:
+    """On PostgreSQL the SQL writer loads with COPY; its errors are the same SQLAlchemy
+    exceptions an INSERT raises, so skip/retry rules and the item scan still apply."""
+    from testjobs import KeyedWriter, NumbersReader, repeat_seven
+
+    job = _job(
+        "keyed",
+        baton.chunk(
+            "load",
+            reader=NumbersReader,
+            processor=repeat_seven,
+            writer=KeyedWriter,
+            size=5,
+            skip=["sqlalchemy.exc:IntegrityError"],
+            skip_limit=1,
+        ),
+        parameters=[baton.param("count", "int")],
+    )
+    e = op.start(job, {"count": 12})
+    assert e.status is BatchStatus.COMPLETED, e.exit_description
+    load = steps(repo, e.id)["load"]
+    assert (load.write_count, load.write_skip_count, load.rollback_count) == (11, 1, 1)
+    [skip] = op.explorer.skipped_items(e.id)
+    assert skip.item == {"n": 7, "tag": "t8"} and "IntegrityError" in skip.error
+    with repo.engine.connect() as c:
+        assert [r[0] for r in c.execute(text("SELECT n FROM keyed ORDER BY n"))] == [
+            1,
+            2,
+            3,
+            4,
+            5,
+            6,
+            7,
+            9,
+            10,
+            11,
+            12,
+        ]

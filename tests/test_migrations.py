@@ -182,17 +182,9 @@ with engine.connect() as conn:
 
 
 @pytest.mark.slow
-def test_concurrent_migrations_all_succeed(
-    engine: Engine, db_url: str, request: pytest.FixtureRequest
-) -> None:
+def test_concurrent_migrations_all_succeed(engine: Engine, db_url: str) -> None:
     """Several pods starting at once on an empty database: each one migrates (they
     serialize on a lock), none fails, the schema is made once."""
-    if engine.dialect.name == "sqlite":
-        # Seen rarely under load: one of the processes fails in migrate()'s first
-        # check with "database is locked" (DatabaseUnavailable) on a brand-new file.
-        request.applymarker(
-            pytest.mark.xfail(reason="rare 'database is locked' on a new SQLite file")
-        )
     start = time.time() + 2.0  # all start together, after their imports
     env = dict(os.environ)
     procs = [

@@ -131,3 +131,24 @@ def decorated_numbers() -> list[Any]:
         baton.tasklet("prepare", prepare),
         baton.chunk("load", reader=NumbersReader, processor=process, writer=OutWriter, size=10),
     ]
+
+
+keyed_table = Table(
+    "keyed",
+    MetaData(),
+    Column("n", Integer, primary_key=True, autoincrement=False),
+    Column("tag", String(20)),
+)
+
+
+class KeyedWriter(SqlWriter):
+    """Into table `keyed` (primary key n): a repeated n violates the key."""
+
+    table = keyed_table
+    create = True
+
+
+def repeat_seven(item: dict[str, Any]) -> dict[str, Any]:
+    """Item 8 is written with n=7 again: a duplicate key, found by the database."""
+    n = 7 if item["n"] == 8 else item["n"]
+    return {"n": n, "tag": f"t{item['n']}"}

@@ -11,8 +11,8 @@ import dataclasses
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, MetaData, Table, insert, select, text
-from sqlalchemy.exc import NoSuchTableError
+from sqlalchemy import Boolean, Connection, Engine, MetaData, Table, insert, select, text
+from sqlalchemy.exc import DBAPIError, NoSuchTableError
 
 from baton.errors import BatonError, InvalidDefinition
 from baton.repository.engine import make_engine, normalize_url
@@ -125,12 +125,16 @@ class SqlWriter:
 
     With the repository's database it writes inside the chunk's checkpoint
     transaction: a chunk's rows and its checkpoint commit together or not at all.
+    On PostgreSQL plain rows go in with COPY; anything COPY would treat differently
+    from an INSERT (JSON, custom types, Python-side defaults, uneven rows) is inserted.
     Subclasses may set ``table`` as a class attribute; ``create=True`` creates a
     ``Table`` given with its columns if it does not exist.
     """
 
     table: str | Table | None = None
     create: bool = False
+    use_copy: bool = True
+    """On PostgreSQL, load plain rows with COPY (several times faster than INSERT)."""
 
     def __init__(
         self,
@@ -172,10 +176,61 @@ class SqlWriter:
             raise BatonError("SqlWriter written before open()")
         rows = [_row(i) for i in items]
         if self._conn is not None:
-            self._conn.execute(self._insert, rows)
+            self._write(self._conn, rows)
             return
         with self.engine.begin() as conn:
+            self._write(conn, rows)
+
+    def _write(self, conn: Connection, rows: list[Mapping[str, Any]]) -> None:
+        columns = self._copy_columns(conn, rows)
+        if columns is None:
             conn.execute(self._insert, rows)
+        else:
+            self._copy(conn, columns, rows)
+
+    def _copy_columns(self, conn: Connection, rows: list[Mapping[str, Any]]) -> list[str] | None:
+        """The columns to COPY, when PostgreSQL's COPY gives exactly what an INSERT
+        would: every row has the same plain columns, none needs a bind processor (JSON,
+        enums, custom types) and no omitted column has a Python-side default."""
+        if conn.dialect.name != "postgresql" or not self.use_copy or not rows:
+            return None
+        assert self._table is not None
+        first = list(rows[0])
+        keys = set(first)
+        if not all(len(r) == len(first) and r.keys() == keys for r in rows):
+            return None
+        cols = self._table.c
+        if not keys <= set(cols.keys()):
+            return None
+        if any(c.default is not None for c in cols if c.key not in keys):
+            return None
+        for k in first:
+            kind = cols[k].type
+            if isinstance(kind, Boolean):  # its processor only checks for real booleans
+                if not all(isinstance(r[k], bool | None) for r in rows):
+                    return None
+            elif kind.dialect_impl(conn.dialect).bind_processor(conn.dialect) is not None:
+                return None
+        return first
+
+    def _copy(self, conn: Connection, columns: list[str], rows: list[Mapping[str, Any]]) -> None:
+        """Bulk load with COPY, in the caller's transaction (the checkpoint's)."""
+        assert self._table is not None
+        quote = conn.dialect.identifier_preparer
+        sql = (
+            f"COPY {quote.format_table(self._table)} "
+            f"({', '.join(quote.quote(c) for c in columns)}) FROM STDIN"
+        )
+        raw = conn.connection.driver_connection
+        dbapi = conn.dialect.dbapi
+        assert raw is not None and dbapi is not None
+        try:
+            with raw.cursor() as cur, cur.copy(sql) as copy:
+                for r in rows:
+                    copy.write_row(tuple(r[c] for c in columns))
+        except dbapi.Error as e:
+            # The same exception SQLAlchemy raises for a failed INSERT (IntegrityError...).
+            raise DBAPIError.instance(sql, None, e, dbapi.Error, dialect=conn.dialect) from e
 
     def update(self, context: MutableMapping[str, Any]) -> None:
         pass

@@ -115,16 +115,47 @@ def current_revision(conn: Connection) -> str | None:
 def migrate(engine: Engine) -> None:
     """Bring the schema to head; a no-op costing one query when it is there already.
 
-    Concurrent migrators (several pods starting at once) serialize on a lock.
+    Concurrent migrators (several pods starting at once) serialize on a lock: an
+    advisory lock on PostgreSQL; on SQLite a file lock beside the database, taken
+    before the first query, because a brand-new file is switched to WAL by whichever
+    connection comes first and SQLite's busy handler does not cover every such race.
     """
+    with _sqlite_file_lock(engine):
+        try:
+            with engine.connect() as conn:
+                if current_revision(conn) == _head():
+                    return
+        except OperationalError as e:
+            raise DatabaseUnavailable(
+                f"cannot reach database {redact(str(engine.url))}: {_reason(e)}"
+            ) from None
+        _upgrade(engine)
+
+
+@contextmanager
+def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+    database = engine.url.database if engine.dialect.name == "sqlite" else None
+    if not database or database == ":memory:":
+        yield
+        return
+    import fcntl
+
     try:
-        with engine.connect() as conn:
-            if current_revision(conn) == _head():
-                return
-    except OperationalError as e:
+        lock = open(f"{database}.lock", "a")  # noqa: SIM115 - held across the yield
+    except OSError as e:
         raise DatabaseUnavailable(
-            f"cannot reach database {redact(str(engine.url))}: {_reason(e)}"
+            f"cannot reach database {redact(str(engine.url))}: unable to open "
+            f"{database}.lock: {e.strerror}"
         ) from None
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _upgrade(engine: Engine) -> None:
     from alembic import command
 
     with write_transaction(engine) as conn:
