@@ -358,6 +358,9 @@ def start_in_cluster(
     job: Annotated[str, typer.Argument(metavar="JOB", help="BatchJob name in the cluster.")],
     param: Params = None,
     name: Annotated[str | None, typer.Option(help="BatchExecution name.")] = None,
+    working_dir: Annotated[
+        str | None, typer.Option(help="Directory of the job's code in the image.")
+    ] = None,
     wait: Annotated[bool, typer.Option(help="Wait for a terminal phase.")] = False,
     as_json: AsJson = False,
     namespace: Namespace = None,
@@ -368,7 +371,7 @@ def start_in_cluster(
     from baton.kube import ClusterJobOperator
 
     op = ClusterJobOperator(namespace or "default", kubeconfig=kubeconfig, context=context)
-    created = op.start(job, parse_cli_params(param or []), name=name)
+    created = op.start(job, parse_cli_params(param or []), name=name, working_dir=working_dir)
     if wait:
         created = op.wait(created["metadata"]["name"])
     if as_json:
