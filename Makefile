@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 DEMO_DATE ?= 2026-01-01
 LINT_DIRS := $(wildcard runtime operator tests examples bench e2e)
 
-.PHONY: setup demo test unit lint pg pg-stop bench clean
+.PHONY: setup demo test unit lint pg pg-stop bench crds helm-lint clean
 
 $(STAMP): pyproject.toml
 	@scripts/bootstrap.sh "$(PYTHON)" "$(VENV)"
@@ -42,6 +42,14 @@ test: lint unit
 
 bench: setup pg
 	BATON_TEST_PG_URL="$$(scripts/postgres.sh url)" $(BIN)/python bench/chunk_throughput.py $(BENCH_ARGS)
+
+crds: setup
+	$(BIN)/python -m baton.resources crds charts/baton/crds
+
+# helm comes with the e2e cluster (make cluster-up), or set HELM=/path/to/helm
+HELM ?= $(shell . /var/lib/baton-e2e/e2e.env 2>/dev/null && echo $$E2E_HELM || command -v helm)
+helm-lint:
+	$(HELM) lint charts/baton --set database.url=postgresql://u:p@db/baton
 
 clean:
 	rm -rf $(VENV) demo.db* baton.db* .pytest_cache .mypy_cache .ruff_cache

@@ -8,7 +8,7 @@ from typing import Any
 from baton import CsvReader, SqlWriter
 from sqlalchemy import Column, Date, Integer, MetaData, Numeric, String, Table
 
-from orders.jobs import input_path
+from orders.jobs import ensure_input, input_path
 
 RATES = {"EUR": 1.0, "USD": 0.92, "GBP": 1.17}
 
@@ -30,6 +30,7 @@ class TransientError(Exception):
 
 class OrdersCsvReader(CsvReader):
     def __init__(self, params: Any):
+        ensure_input(params)  # steps may run in different pods: no shared /tmp
         super().__init__(input_path(params), name="orders")
         self.day: dt.date = params["date"]
 

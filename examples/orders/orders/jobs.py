@@ -44,11 +44,17 @@ def generate(path: Path, day: dt.date, rows: int) -> None:
     tmp.replace(path)
 
 
-def validate(ctx: StepContext) -> dict[str, Any]:
-    """Make sure the day's file is there and well-formed; share its size with later steps."""
-    path = input_path(ctx.params)
+def ensure_input(params: Any) -> Path:
+    """The day's file, generated (deterministically) where it does not exist yet."""
+    path = input_path(params)
     if not path.exists():
-        generate(path, ctx.params["date"], ctx.params["rows"])
+        generate(path, params["date"], params["rows"])
+    return path
+
+
+def validate(ctx: StepContext) -> dict[str, Any]:
+    """Make sure the day's file is there and well-formed; share its path with later steps."""
+    path = ensure_input(ctx.params)
     with path.open(newline="") as f:
         header = next(csv.reader(f), [])
     if header != HEADER:
