@@ -452,20 +452,7 @@ class Operator:
             )
             return True
         if isinstance(action, FinishExecution):
-            self.repo.transition(
-                action.execution_id,
-                action.status,
-                allowed=(
-                    BatchStatus.STARTING,
-                    BatchStatus.STARTED,
-                    BatchStatus.STOPPING,
-                    BatchStatus.COMPENSATING,
-                ),
-                action="finish",
-                exit_code=action.status.value,
-                description=action.description,
-                end=True,
-            )
+            self.repo.finish(action.execution_id, action.status, action.description)
             return True
         if isinstance(action, AbandonExecution):
             self.repo.transition(

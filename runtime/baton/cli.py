@@ -328,22 +328,6 @@ def _cluster(
     return ClusterJobOperator(namespace or "default", kubeconfig=kubeconfig, context=context)
 
 
-def _cluster_table(objects: list[dict[str, Any]]) -> Table:
-    t = Table("Name", "Job", "Phase", "Progress", "Attempt", "Execution", "Created")
-    for obj in objects:
-        st = obj.get("status") or {}
-        t.add_row(
-            obj["metadata"]["name"],
-            obj["spec"]["job"],
-            st.get("phase") or "",
-            st.get("progress") or "",
-            str(st.get("attempt") or ""),
-            str(st.get("jobExecutionId") or ""),
-            obj["metadata"].get("creationTimestamp", ""),
-        )
-    return t
-
-
 def _cluster_report(obj: dict[str, Any], as_json: bool) -> None:
     if as_json:
         return _print_json(obj)
@@ -493,7 +477,9 @@ def executions(
             ]
         if as_json:
             return _print_json(found[-limit:])
-        return out.print(_cluster_table(found[-limit:]))
+        from baton.kube import executions_table
+
+        return out.print(executions_table(found[-limit:]))
     rows = [
         _execution_row(e)
         for e in JobExplorer(_repo(db)).executions(job, running=running, limit=limit)

@@ -274,8 +274,13 @@ def executions(
     context: Context = None,
 ) -> None:
     """BatchExecutions of the namespace, oldest first."""
+    out.print(executions_table(_op(namespace, kubeconfig, context).executions(job)))
+
+
+def executions_table(objects: list[dict[str, Any]]) -> Table:
+    """BatchExecutions as a table (also used by the top-level `baton executions`)."""
     t = Table("Name", "Job", "Phase", "Progress", "Attempt", "Execution", "Created")
-    for obj in _op(namespace, kubeconfig, context).executions(job):
+    for obj in objects:
         st = obj.get("status") or {}
         t.add_row(
             obj["metadata"]["name"],
@@ -286,4 +291,4 @@ def executions(
             str(st.get("jobExecutionId") or ""),
             obj["metadata"].get("creationTimestamp", ""),
         )
-    out.print(t)
+    return t

@@ -442,17 +442,4 @@ class LocalExecutor:
         )
 
     def _finish(self, execution: JobExecution, action: Finish) -> JobExecution:
-        return self.repo.transition(
-            execution.id,
-            action.status,
-            allowed=(
-                BatchStatus.STARTING,
-                BatchStatus.STARTED,
-                BatchStatus.STOPPING,
-                BatchStatus.COMPENSATING,
-            ),
-            action="finish",
-            exit_code=action.status.value,
-            description=action.description,
-            end=True,
-        )
+        return self.repo.finish(execution.id, action.status, action.description)

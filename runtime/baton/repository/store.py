@@ -520,6 +520,23 @@ class JobRepository:
                 return self.get_execution(execution_id)
         raise OptimisticLockingFailure(f"execution {execution_id} keeps changing; try again")
 
+    def finish(self, execution_id: int, status: BatchStatus, description: str) -> JobExecution:
+        """End a running execution with the flow's outcome (both executors use this)."""
+        return self.transition(
+            execution_id,
+            status,
+            allowed=(
+                BatchStatus.STARTING,
+                BatchStatus.STARTED,
+                BatchStatus.STOPPING,
+                BatchStatus.COMPENSATING,
+            ),
+            action="finish",
+            exit_code=status.value,
+            description=description,
+            end=True,
+        )
+
     # ------------------------------------------------------------ steps
 
     def open_step(
