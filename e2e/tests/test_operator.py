@@ -372,11 +372,18 @@ def test_killed_partition_resumes_from_its_checkpoint(
     assert st["phase"] == "Completed", st
     load = next(s for s in st["steps"] if s["name"] == "load")
     assert (load["partitionsTotal"], load["partitionsDone"]) == (8, 8)
-    job = next(
-        j
-        for j in kubectl.json("-n", ns, "get", "jobs")["items"]
-        if j["metadata"]["labels"]["baton.dev/step"] == "load"
-    )
+
+    def load_job_done() -> dict[str, Any] | None:
+        # The repository (the source of truth) may report the last partition done a
+        # moment before the Job controller has counted its pod: wait for the Job.
+        job = next(
+            j
+            for j in kubectl.json("-n", ns, "get", "jobs")["items"]
+            if j["metadata"]["labels"]["baton.dev/step"] == "load"
+        )
+        return job if job["status"].get("succeeded") == 8 else None
+
+    job = kubectl.wait_until("the load Job counts 8 succeeded", load_job_done, timeout=60)
     assert job["status"].get("failed", 0) >= 1  # the killed pod, retried
     assert job["status"]["succeeded"] == 8
     assert _rows(postgres, operator, 4000) == (4000, 4000)  # resumed, not redone
