@@ -246,16 +246,7 @@ class Operator:
         if not execution.status.running:
             return
         why = f"its BatchExecution {namespace}/{name} was deleted"
-        self.repo.fail_running_steps(execution.id, why)
-        self.repo.transition(
-            execution.id,
-            BatchStatus.FAILED,
-            allowed=(execution.status,),
-            action="recover",
-            exit_code="FAILED",
-            description=why,
-            end=True,
-        )
+        self.repo.end_orphaned(execution, BatchStatus.FAILED, why, "recover")
         log.info("%s/%s deleted: JobExecution %s marked FAILED", namespace, name, execution.id)
 
     # ------------------------------------------------------------ state

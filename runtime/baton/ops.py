@@ -269,15 +269,8 @@ class JobOperator:
                 f"cannot stop execution {execution_id}: it is {execution.status.value}, not running"
             )
         if owner_alive(execution.owner) is False:
-            self.repository.fail_running_steps(execution_id, "stopped: its process was gone")
-            return self.repository.transition(
-                execution_id,
-                BatchStatus.STOPPED,
-                allowed=(execution.status,),
-                action="stop",
-                exit_code="STOPPED",
-                description="stopped; its process was gone",
-                end=True,
+            return self.repository.end_orphaned(
+                execution, BatchStatus.STOPPED, "stopped; its process was gone", "stop"
             )
         return self.repository.transition(
             execution_id,
@@ -353,16 +346,8 @@ class JobOperator:
                 f"execution {execution_id} is {execution.status.value} ({where}); "
                 + ("its process is alive" if alive else "use --force if its process is gone")
             )
-        why = "recovered: the process running it was gone"
-        self.repository.fail_running_steps(execution_id, why)
-        return self.repository.transition(
-            execution_id,
-            BatchStatus.FAILED,
-            allowed=(execution.status,),
-            action="recover",
-            exit_code="FAILED",
-            description=why,
-            end=True,
+        return self.repository.end_orphaned(
+            execution, BatchStatus.FAILED, "recovered: the process running it was gone", "recover"
         )
 
     def _recover_dead_last(self, job_name: str, key: str) -> None:

@@ -378,16 +378,6 @@ class LocalExecutor:
                     limits.cooldown_seconds,
                 )
                 announced = True
-            if self._signalled.is_set():
-                return self.repo.transition(
-                    execution.id,
-                    BatchStatus.STOPPED,
-                    allowed=(BatchStatus.STARTING,),
-                    action="stop",
-                    exit_code="STOPPED",
-                    description="stopped while queued",
-                    end=True,
-                )
             time.sleep(self.poll)
         return self.repo.get_execution(execution.id)
 

@@ -886,6 +886,22 @@ class JobRepository:
             ).rowcount
             return n == 1
 
+    def end_orphaned(
+        self, execution: JobExecution, status: BatchStatus, description: str, action: str
+    ) -> JobExecution:
+        """End an execution nobody runs any more (its process or pods are gone): its
+        running steps become FAILED and the execution ``status``, unless it moved."""
+        self.fail_running_steps(execution.id, description)
+        return self.transition(
+            execution.id,
+            status,
+            allowed=(execution.status,),
+            action=action,
+            exit_code=status.value,
+            description=description,
+            end=True,
+        )
+
     def fail_running_steps(self, execution_id: int, description: str) -> None:
         """Recovery: step executions left STARTED by a dead process become FAILED."""
         running = [s.value for s in BatchStatus if s.running]
