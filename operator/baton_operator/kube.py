@@ -12,8 +12,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from baton.domain import BatchStatus
+from baton.domain import ABANDONABLE, BatchStatus
 from baton.errors import BatonError, InvalidDefinition, InvalidParameters, LaunchRejected
+from baton.flow import ABANDONED
 from baton.repository import JobExecution, JobRepository
 from baton.resources import GROUP, VERSION, BatchExecution, Phase
 from baton.spec import BatchJob
@@ -448,11 +449,12 @@ class Operator:
         if isinstance(action, AbandonExecution):
             self.repo.transition(
                 action.execution_id,
-                BatchStatus.ABANDONED,
-                allowed=(BatchStatus.STOPPED, BatchStatus.FAILED, BatchStatus.UNKNOWN),
+                BatchStatus.COMPENSATING if action.compensate else BatchStatus.ABANDONED,
+                allowed=ABANDONABLE,
                 action="abandon",
-                exit_code="ABANDONED",
-                end=True,
+                exit_code=ABANDONED,
+                description="abandoned; compensating" if action.compensate else None,
+                end=not action.compensate,
             )
             return True
         if isinstance(action, Event):

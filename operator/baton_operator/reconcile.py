@@ -21,8 +21,8 @@ from baton.flow import (
     RunCallback,
     RunCompensation,
     RunStep,
-    Unit,
     Wait,
+    compensates_on_abandon,
     next_actions,
 )
 from baton.repository import JobExecution, StepExecution
@@ -153,6 +153,8 @@ class FinishExecution:
 @dataclass(frozen=True)
 class AbandonExecution:
     execution_id: int
+    compensate: bool = False
+    """compensateOnAbandon with compensations due: COMPENSATING first, then the saga."""
 
 
 @dataclass(frozen=True)
@@ -195,6 +197,9 @@ CHANGES_STATE = (
 )
 
 # ---------------------------------------------------------------- helpers
+
+# A saga's ends: final, never restartable, nothing left to abandon.
+COMPENSATION_ENDS = (BatchStatus.COMPENSATED, BatchStatus.COMPENSATION_FAILED)
 
 
 def iso(value: dt.datetime | None) -> str | None:
@@ -240,25 +245,7 @@ def set_condition(
 
 def flow_state(execution: JobExecution, repo: RepositoryState) -> FlowState:
     """The flow engine's view of the execution, from the repository state."""
-
-    def unit(st: StepExecution) -> Unit:
-        return Unit(st.status, st.exit_code, st.exit_description)
-
-    def kind(st: StepExecution) -> str:
-        return str(getattr(st, "kind", "step"))
-
-    return FlowState(
-        steps={(st.step_name, st.partition): unit(st) for st in repo.steps if kind(st) == "step"},
-        previous=dict(repo.previous),
-        partitions=dict(repo.partitions),
-        compensations={
-            (st.step_name, st.partition): unit(st)
-            for st in repo.steps
-            if kind(st) == "compensation"
-        },
-        callbacks={st.step_name: unit(st) for st in repo.steps if kind(st) == "callback"},
-        stopping=execution.status is BatchStatus.STOPPING,
-    )
+    return FlowState.of(execution, repo.steps, repo.previous, repo.partitions)
 
 
 def step_statuses(
@@ -407,10 +394,15 @@ def reconcile(
         patch()
         return actions
 
-    if spec.abandon and cur_status is not BatchStatus.ABANDONED:
+    settled = cur_status in (BatchStatus.ABANDONED, *COMPENSATION_ENDS) or (
+        flow_state(current, repo).abandoning
+    )
+    if spec.abandon and not settled:
         if can_abandon(cur_status):
-            actions.append(AbandonExecution(current.id))
-            actions.append(Event("Normal", "Abandoned", "abandoned; it will never restart"))
+            saga = compensates_on_abandon(snapshot.spec, flow_state(current, repo))
+            actions.append(AbandonExecution(current.id, compensate=saga))
+            text = "abandoned; compensating first" if saga else "abandoned; it will never restart"
+            actions.append(Event("Normal", "Abandoned", text))
             return actions
         conditions = set_condition(
             conditions,

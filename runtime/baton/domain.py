@@ -258,9 +258,12 @@ def can_stop(status: BatchStatus) -> bool:
     return status in (BatchStatus.STARTING, BatchStatus.STARTED)
 
 
+ABANDONABLE = (BatchStatus.STOPPED, BatchStatus.FAILED, BatchStatus.UNKNOWN)
+
+
 def can_abandon(status: BatchStatus) -> bool:
     """Spring Batch: anything not running and not COMPLETED/ABANDONED may be abandoned."""
-    return status in (BatchStatus.STOPPED, BatchStatus.FAILED, BatchStatus.UNKNOWN)
+    return status in ABANDONABLE
 
 
 def step_should_run(last: BatchStatus | None, *, allow_start_if_complete: bool) -> bool:

@@ -11,14 +11,17 @@ compensations, then completed steps' compensations in reverse order), then the c
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from baton.domain import BatchStatus, step_should_run
+from baton.repository.records import JobExecution, StepExecution
 from baton.spec import JobSpec, StepBody
 
 Key = tuple[str, int | None]
 CONTINUE = "CONTINUE"
+ABANDONED = "ABANDONED"
+"""Exit code of an execution that compensates because it was abandoned."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,39 @@ class FlowState:
     stopping: bool = False
     abandoning: bool = False
     """An abandon with compensateOnAbandon: run the saga, start nothing else."""
+
+    @classmethod
+    def of(
+        cls,
+        execution: JobExecution,
+        records: Iterable[StepExecution],
+        previous: Mapping[Key, BatchStatus],
+        partitions: Mapping[str, int],
+    ) -> FlowState:
+        """The engine's view of an execution from its repository records (both
+        executors read it the same way; an abandon that compensates is recorded as
+        COMPENSATING with exit code ABANDONED, so either can pick it up)."""
+        steps: dict[Key, Unit] = {}
+        compensations: dict[Key, Unit] = {}
+        callbacks: dict[str, Unit] = {}
+        for r in records:
+            unit = Unit(r.status, r.exit_code, r.exit_description)
+            if r.kind == "compensation":
+                compensations[(r.step_name, r.partition)] = unit
+            elif r.kind == "callback":
+                callbacks[r.step_name] = unit
+            else:
+                steps[(r.step_name, r.partition)] = unit
+        return cls(
+            steps=steps,
+            previous=dict(previous),
+            partitions=dict(partitions),
+            compensations=compensations,
+            callbacks=callbacks,
+            stopping=execution.status is BatchStatus.STOPPING,
+            abandoning=execution.status is BatchStatus.COMPENSATING
+            and execution.exit_code == ABANDONED,
+        )
 
 
 # ---------------------------------------------------------------- actions
@@ -241,6 +277,12 @@ def compensation_plan(spec: JobSpec, state: FlowState, failed_at: int) -> list[K
             if m.compensate:
                 done += [k for k in (_keys(m, state) or []) if completed(k, state)]
     return plan + list(reversed(done))
+
+
+def compensates_on_abandon(spec: JobSpec, state: FlowState) -> bool:
+    """Whether abandoning this (stopped or failed) execution runs a saga first:
+    ``compensateOnAbandon`` is set and some completed unit has a compensation."""
+    return spec.compensate_on_abandon and bool(compensation_plan(spec, state, len(spec.steps)))
 
 
 def _saga(spec: JobSpec, state: FlowState, outcome: _Outcome) -> list[Action] | _Outcome:

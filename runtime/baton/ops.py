@@ -9,15 +9,22 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from baton.domain import BatchStatus, JobParameter, ParamType, can_abandon, can_stop
+from baton.domain import (
+    ABANDONABLE,
+    BatchStatus,
+    JobParameter,
+    ParamType,
+    can_abandon,
+    can_stop,
+)
 from baton.errors import (
     InvalidParameters,
     JobExecutionAlreadyRunning,
     UnexpectedJobExecutionState,
     UnknownJob,
 )
-from baton.executors.local import LocalExecutor, Tick, owner_alive, state_of, this_owner
-from baton.flow import compensation_plan
+from baton.executors.local import LocalExecutor, Tick, owner_alive, this_owner
+from baton.flow import ABANDONED, FlowState, compensates_on_abandon
 from baton.loading import add_import_paths, resolve, resolve_exception
 from baton.registry import RegisteredJob
 from baton.repository import (
@@ -291,36 +298,36 @@ class JobOperator:
                 f"cannot abandon execution {execution_id}: it is {execution.status.value}{hint}"
             )
         job = BatchJob.model_validate(execution.job_spec)
-        if job.spec.compensate_on_abandon and self._compensations_due(execution, job):
+        if self._compensations_due(execution, job):
             compensating = self.repository.transition(
                 execution_id,
                 BatchStatus.COMPENSATING,
                 allowed=(execution.status,),
                 action="abandon",
+                exit_code=ABANDONED,
                 description="abandoned; compensating",
             )
             executor = LocalExecutor(
                 self.repository, in_process=self.in_process, on_tick=self.on_tick
             )
-            return executor.run(compensating, abandoning=True)
+            return executor.run(compensating)
         return self.repository.transition(
             execution_id,
             BatchStatus.ABANDONED,
-            allowed=(BatchStatus.STOPPED, BatchStatus.FAILED, BatchStatus.UNKNOWN),
+            allowed=ABANDONABLE,
             action="abandon",
-            exit_code="ABANDONED",
+            exit_code=ABANDONED,
             end=True,
         )
 
     def _compensations_due(self, execution: JobExecution, job: BatchJob) -> bool:
-        state = state_of(
+        state = FlowState.of(
             execution,
             self.repository.step_executions(execution.id),
-            self.repository.previous_steps(execution),
+            {k: s.status for k, s in self.repository.previous_steps(execution).items()},
             self.repository.partition_counts(execution.instance_id),
-            abandoning=True,
         )
-        return bool(compensation_plan(job.spec, state, len(job.spec.steps)))
+        return compensates_on_abandon(job.spec, state)
 
     def recover(
         self, execution_id: int, *, force: bool = False, quiet: bool = False

@@ -329,3 +329,43 @@ def test_deleting_a_running_execution_fails_its_job_execution(
     cluster.apply_execution("del2", {"job": "count-numbers", "parameters": {"count": 9}})
     assert settle(op, cluster, repo, "del2") == "Completed"
     assert cluster.status("del2")["attempt"] == 2
+
+
+def test_abandon_with_compensate_on_abandon_runs_the_saga_as_jobs(
+    op: Operator, cluster: FakeCluster, repo: JobRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _examples(cluster, monkeypatch, "saga")
+    job = cluster.batch_jobs[("default", "onboard-user")]
+    job["spec"]["compensateOnAbandon"] = True
+    cluster.apply_execution("eve", {"job": "onboard-user", "parameters": {"user": "eve"}})
+    op.reconcile("default", "eve")
+    cluster.run_jobs(repo)  # create-account completes
+    cluster.patch_spec("eve", {"stop": True})
+    assert settle(op, cluster, repo, "eve") == "Stopped"
+    assert "eve-1-create-account-comp" not in cluster.jobs  # a stop alone undoes nothing
+    cluster.patch_spec("eve", {"abandon": True})
+    op.reconcile("default", "eve")
+    assert cluster.status("eve")["phase"] == "Compensating"
+    assert settle(op, cluster, repo, "eve") == "Compensated"
+    assert "eve-1-create-account-comp" in cluster.jobs
+    st = cluster.status("eve")
+    assert not [c for c in st["conditions"] if c["reason"] == "WrongState"], st["conditions"]
+    # abandoned means never again: a restart is refused
+    cluster.patch_spec("eve", {"restart": 1})
+    op.reconcile("default", "eve")
+    restarted = next(c for c in cluster.status("eve")["conditions"] if c["type"] == "Restarted")
+    assert restarted["status"] == "False"
+
+
+def test_abandon_without_compensations_due_just_abandons(
+    op: Operator, cluster: FakeCluster, repo: JobRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _examples(cluster, monkeypatch, "saga")
+    cluster.batch_jobs[("default", "onboard-user")]["spec"]["compensateOnAbandon"] = True
+    cluster.apply_execution(
+        "zed", {"job": "onboard-user", "parameters": {"user": "zed"}, "stop": True}
+    )
+    assert settle(op, cluster, repo, "zed") == "Stopped"
+    cluster.patch_spec("zed", {"abandon": True})
+    assert settle(op, cluster, repo, "zed") == "Abandoned"
+    assert not any(n.endswith("-comp") for n in cluster.jobs)

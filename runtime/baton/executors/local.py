@@ -33,7 +33,6 @@ from baton.flow import (
     RunCallback,
     RunCompensation,
     RunStep,
-    Unit,
     next_actions,
 )
 from baton.repository import JobExecution, JobRepository, StepExecution
@@ -122,32 +121,6 @@ class _Running:
         return int(self.result.get("code", -1))
 
 
-def state_of(
-    execution: JobExecution,
-    records: list[StepExecution],
-    previous: dict[tuple[str, int | None], StepExecution],
-    partitions: dict[str, int],
-    *,
-    abandoning: bool = False,
-) -> FlowState:
-    """The flow engine's view of an execution, from repository records."""
-
-    def unit(s: StepExecution) -> Unit:
-        return Unit(s.status, s.exit_code, s.exit_description)
-
-    return FlowState(
-        steps={(s.step_name, s.partition): unit(s) for s in records if s.kind == "step"},
-        previous={k: s.status for k, s in previous.items()},
-        partitions=partitions,
-        compensations={
-            (s.step_name, s.partition): unit(s) for s in records if s.kind == "compensation"
-        },
-        callbacks={s.step_name: unit(s) for s in records if s.kind == "callback"},
-        stopping=execution.status is BatchStatus.STOPPING,
-        abandoning=abandoning,
-    )
-
-
 # ---------------------------------------------------------------- executor
 
 
@@ -170,16 +143,16 @@ class LocalExecutor:
         self._stop_units = threading.Event()
         self._running: dict[UnitKey, _Running] = {}
 
-    def run(self, execution: JobExecution, *, abandoning: bool = False) -> JobExecution:
+    def run(self, execution: JobExecution) -> JobExecution:
         job = BatchJob.model_validate(execution.job_spec)
         with self._signals():
-            if not abandoning:
+            if execution.status is not BatchStatus.COMPENSATING:
                 execution = self._admit(execution, job)
                 if execution.status.terminal:
                     return execution
             previous = self.repo.previous_steps(execution)
             try:
-                return self._loop(execution, job, previous, abandoning)
+                return self._loop(execution, job, previous)
             finally:
                 self._kill_all()
 
@@ -188,13 +161,14 @@ class LocalExecutor:
         execution: JobExecution,
         job: BatchJob,
         previous: dict[tuple[str, int | None], StepExecution],
-        abandoning: bool,
     ) -> JobExecution:
         while True:
             execution = self._honour_signal(self.repo.get_execution(execution.id))
             records = self.repo.step_executions(execution.id)
             partitions = self.repo.partition_counts(execution.instance_id)
-            state = state_of(execution, records, previous, partitions, abandoning=abandoning)
+            state = FlowState.of(
+                execution, records, {k: s.status for k, s in previous.items()}, partitions
+            )
             replan = False
             for action in next_actions(job.spec, state):
                 if isinstance(action, Finish):
