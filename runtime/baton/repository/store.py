@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -203,15 +203,26 @@ class JobRepository:
         prevent_restart: bool,
         source_dir: str | None,
         owner: str | None,
+        context: Mapping[str, Any] | None = None,
     ) -> JobExecution:
         """Create the next JobExecution of the instance these parameters identify,
-        applying the restart table atomically (the instance row is locked)."""
+        applying the restart table atomically (the instance row is locked).
+        ``context`` seeds the job context; on a restart what the instance's steps
+        already put there wins."""
         key = params.key()
         for _ in range(3):
             try:
                 with self.write() as conn:
                     execution_id = self._launch(
-                        conn, job_name, key, job_spec, params, prevent_restart, source_dir, owner
+                        conn,
+                        job_name,
+                        key,
+                        job_spec,
+                        params,
+                        prevent_restart,
+                        source_dir,
+                        owner,
+                        dict(context or {}),
                     )
                 return self.get_execution(execution_id)
             except IntegrityError:
@@ -228,6 +239,7 @@ class JobRepository:
         prevent_restart: bool,
         source_dir: str | None,
         owner: str | None,
+        seed: dict[str, Any],
     ) -> int:
         now = utcnow()
         q = select(JobInstanceRow.id).where(
@@ -268,7 +280,7 @@ class JobRepository:
                 owner=owner,
                 source_dir=source_dir,
                 job_spec=job_spec,
-                context=dict(last.context) if last else {},
+                context={**seed, **(last.context if last else {})},
             )
         ).inserted_primary_key[0]  # type: ignore[index]
         if params.items:
