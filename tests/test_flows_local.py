@@ -410,3 +410,43 @@ def test_examples_through_the_cli(sqlite_url: str) -> None:
     kinds = {(h["step"], h["kind"]) for h in hist}
     assert ("create-account", "compensation") in kinds and ("welcome-done", "callback") in kinds
     assert all(h["worker"] for h in hist)
+
+
+def test_initial_context_seeds_the_instance_and_a_restart_keeps_what_steps_added(
+    op: JobOperator, repo: JobRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("FLOW_SLEEP", "0")
+    monkeypatch.setenv("FLOW_FAIL", "b:None")
+    spec = job(
+        {
+            "steps": [
+                {"name": "a", "tasklet": "flowjobs:member_a"},
+                {"name": "b", "tasklet": "flowjobs:stamp"},
+            ]
+        }
+    )
+    first = op.start(spec, context={"region": "eu", "a": "seed"})
+    assert first.status is BatchStatus.FAILED
+    assert repo.get_execution(first.id).context == {"region": "eu", "a": "from a"}
+    monkeypatch.delenv("FLOW_FAIL")
+    second = op.restart(first.id)
+    assert second.status is BatchStatus.COMPLETED, second.exit_description
+    seen = units(repo, second.id)[("b", None)].result["seen"]
+    assert seen == {"region": "eu", "a": "from a"}
+
+
+def test_cli_ctx_values_are_json_when_they_parse(db_url: str, tmp_path: Any) -> None:
+    manifest = tmp_path / "ctx.yaml"
+    manifest.write_text(
+        "apiVersion: baton.dev/v1alpha1\nkind: BatchJob\nmetadata: {name: ctx}\n"
+        "spec:\n  steps:\n    - {name: show, tasklet: 'flowjobs:after_group'}\n"
+    )
+    r = baton(
+        "run", str(manifest), "--ctx", "a=7", "--ctx", "b=plain text", "--json", db=db_url,
+        env={"PYTHONPATH": str(ROOT / "tests" / "jobs")},
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    shown = json.loads(baton("results", "1", "--json", db=db_url).stdout)
+    assert shown[0]["result"] == {"a": 7, "b": "plain text"}, shown
+    bad = baton("run", str(manifest), "--ctx", "novalue", db=db_url)
+    assert bad.returncode == 5 and "bad context value 'novalue'" in bad.stderr

@@ -507,6 +507,7 @@ class Operator:
                     prevent_restart=job.spec.prevent_restart,
                     source_dir=None,
                     owner=tag,
+                    context=action.context,
                 )
         except (LaunchRejected, InvalidParameters, InvalidDefinition) as e:
             rule = e.rule if isinstance(e, LaunchRejected) else type(e).__name__

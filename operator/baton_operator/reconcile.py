@@ -83,6 +83,7 @@ class Launch:
     auto_restarts: int
     reason: str  # Launched | Restarted | AutoRestarted
     job_generation: int | None = None
+    context: Mapping[str, Any] | None = None  # spec.context: seeds a new instance's context
 
 
 @dataclass(frozen=True)
@@ -379,6 +380,7 @@ def reconcile(
                 auto_restarts=auto_restarts,
                 reason="Launched",
                 job_generation=job_generation,
+                context=spec.context,
             )
         )
         return actions

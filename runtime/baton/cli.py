@@ -21,7 +21,7 @@ from baton.errors import BatonError
 from baton.ops import JobExplorer, JobOperator, step_summary, summarize
 from baton.registry import JobRegistry
 from baton.repository import DEFAULT_URL, JobExecution, JobRepository, StepExecution
-from baton.spec import parse_cli_params
+from baton.spec import parse_cli_context, parse_cli_params
 
 app = typer.Typer(
     name="baton",
@@ -42,6 +42,13 @@ Db = Annotated[
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 Params = Annotated[
     list[str] | None, typer.Option("-p", "--param", help="Job parameter NAME=VALUE (repeatable).")
+]
+Ctx = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--ctx",
+        help="Initial job context KEY=VALUE (repeatable; VALUE as JSON when it parses).",
+    ),
 ]
 JobName = Annotated[
     str | None, typer.Option("--job", "-j", help="Job to run when the file defines several.")
@@ -184,31 +191,34 @@ def run(
         str, typer.Argument(help="BatchJob YAML, a .py file or a module with @baton.job.")
     ],
     param: Params = None,
+    ctx: Ctx = None,
     job: JobName = None,
     db: Db = DEFAULT_URL,
     as_json: AsJson = False,
     no_progress: NoProgress = False,
 ) -> None:
     """Run a job locally to the end (restarts a FAILED/STOPPED instance with these parameters)."""
-    _run_manifest(manifest, param, job, db, as_json, no_progress, next_instance=False)
+    _run_manifest(manifest, param, ctx, job, db, as_json, no_progress, next_instance=False)
 
 
 @app.command("start-next")
 def start_next(
     manifest: Annotated[str, typer.Argument(help="BatchJob YAML, a .py file or a module.")],
     param: Params = None,
+    ctx: Ctx = None,
     job: JobName = None,
     db: Db = DEFAULT_URL,
     as_json: AsJson = False,
     no_progress: NoProgress = False,
 ) -> None:
     """Run a new instance of a job that has an incrementer (next run.id)."""
-    _run_manifest(manifest, param, job, db, as_json, no_progress, next_instance=True)
+    _run_manifest(manifest, param, ctx, job, db, as_json, no_progress, next_instance=True)
 
 
 def _run_manifest(
     manifest: str,
     param: list[str] | None,
+    ctx: list[str] | None,
     job: str | None,
     db: str,
     as_json: bool,
@@ -218,10 +228,11 @@ def _run_manifest(
 ) -> None:
     entry = _registry(manifest).only(job)
     params = parse_cli_params(param or [])
+    context = parse_cli_context(ctx or [])
 
     def launch(op: JobOperator, launched: Any) -> JobExecution:
         start = op.start_next_instance if next_instance else op.start
-        return start(entry, params, on_launched=launched)
+        return start(entry, params, on_launched=launched, context=context)
 
     _execute(db, as_json, no_progress, launch)
 
@@ -341,6 +352,7 @@ def _cluster_report(obj: dict[str, Any], as_json: bool) -> None:
 def start_in_cluster(
     job: Annotated[str, typer.Argument(metavar="JOB", help="BatchJob name in the cluster.")],
     param: Params = None,
+    ctx: Ctx = None,
     name: Annotated[str | None, typer.Option(help="BatchExecution name.")] = None,
     working_dir: Annotated[
         str | None, typer.Option(help="Directory of the job's code in the image.")
@@ -355,7 +367,13 @@ def start_in_cluster(
     from baton.kube import ClusterJobOperator
 
     op = ClusterJobOperator(namespace or "default", kubeconfig=kubeconfig, context=context)
-    created = op.start(job, parse_cli_params(param or []), name=name, working_dir=working_dir)
+    created = op.start(
+        job,
+        parse_cli_params(param or []),
+        name=name,
+        working_dir=working_dir,
+        context=parse_cli_context(ctx or []),
+    )
     if wait:
         created = op.wait(created["metadata"]["name"])
     if as_json:
@@ -690,11 +708,6 @@ def steps(
     repo = _repo(db)
     JobExplorer(repo).execution(execution_id)
     _print_json([step_summary(s) for s in repo.step_executions(execution_id)])
-
-
-from baton.kube import app as cluster_app  # noqa: E402 - the `baton cluster` commands
-
-app.add_typer(cluster_app, name="cluster")
 
 
 def main() -> None:

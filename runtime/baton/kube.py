@@ -1,5 +1,6 @@
 """JobOperator against a cluster: start, stop, restart and abandon BatchExecutions,
-list them. What ``baton cluster ...`` runs; the operator in the cluster does the work.
+list them. What ``baton start`` and ``baton stop|restart|abandon NAME`` run; the operator
+in the cluster does the work.
 
 Each call is one Kubernetes API request (create, merge-patch, list), so the restart
 table, the checkpoints and the Jobs stay the operator's business.
@@ -11,15 +12,12 @@ import re
 import time
 import uuid
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Any
 
-import typer
-from rich.console import Console
 from rich.table import Table
 
 from baton.errors import BatonError, UnexpectedJobExecutionState
 from baton.resources import API_VERSION, GROUP, VERSION, Phase
-from baton.spec import parse_cli_params
 
 PLURAL = "batchexecutions"
 
@@ -89,10 +87,13 @@ class ClusterJobOperator:
         *,
         name: str | None = None,
         working_dir: str | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> dict[str, Any]:
         spec: dict[str, Any] = {"job": job, "parameters": dict(params or {})}
         if working_dir:
             spec["workingDir"] = working_dir
+        if context:
+            spec["context"] = dict(context)
         body = {
             "apiVersion": API_VERSION,
             "kind": "BatchExecution",
@@ -177,104 +178,7 @@ class ClusterJobOperator:
             time.sleep(poll)
 
 
-# ---------------------------------------------------------------- CLI: baton cluster ...
-
-app = typer.Typer(
-    name="cluster",
-    help="BatchExecutions in a Kubernetes cluster (the operator runs them).",
-    no_args_is_help=True,
-)
-out = Console()
-
-Namespace = Annotated[str, typer.Option("--namespace", "-n", help="Namespace.")]
-Kubeconfig = Annotated[
-    str | None, typer.Option("--kubeconfig", envvar="KUBECONFIG", help="kubeconfig file.")
-]
-Context = Annotated[str | None, typer.Option("--context", help="kubeconfig context.")]
-
-
-def _op(namespace: str, kubeconfig: str | None, context: str | None) -> ClusterJobOperator:
-    return ClusterJobOperator(namespace, kubeconfig=kubeconfig, context=context)
-
-
-def _row(obj: dict[str, Any]) -> str:
-    st = obj.get("status") or {}
-    return (
-        f"{obj['metadata']['name']}: {st.get('phase') or 'Pending'}"
-        + (f" {st['progress']}" if st.get("progress") else "")
-        + (f" (execution {st['jobExecutionId']})" if st.get("jobExecutionId") else "")
-    )
-
-
-@app.command()
-def start(
-    job: Annotated[str, typer.Argument(help="BatchJob name.")],
-    param: Annotated[
-        list[str] | None, typer.Option("-p", "--param", help="NAME=VALUE (repeatable).")
-    ] = None,
-    name: Annotated[str | None, typer.Option(help="BatchExecution name.")] = None,
-    working_dir: Annotated[
-        str | None, typer.Option(help="Directory of the job's code in the image.")
-    ] = None,
-    wait: Annotated[bool, typer.Option(help="Wait for a terminal phase.")] = False,
-    namespace: Namespace = "default",
-    kubeconfig: Kubeconfig = None,
-    context: Context = None,
-) -> None:
-    """Create a BatchExecution of JOB."""
-    op = _op(namespace, kubeconfig, context)
-    params = parse_cli_params(param or [])  # typed by the operator against the BatchJob
-    created = op.start(job, params, name=name, working_dir=working_dir)
-    out.print(f"batchexecution/{created['metadata']['name']} created", highlight=False)
-    if wait:
-        done = op.wait(created["metadata"]["name"])
-        out.print(_row(done), highlight=False)
-        if done["status"]["phase"] != Phase.COMPLETED.value:
-            raise typer.Exit(1)
-
-
-@app.command()
-def stop(
-    name: str,
-    namespace: Namespace = "default",
-    kubeconfig: Kubeconfig = None,
-    context: Context = None,
-) -> None:
-    """Stop a running execution at its next chunk boundary."""
-    out.print(_row(_op(namespace, kubeconfig, context).stop(name)), highlight=False)
-
-
-@app.command()
-def restart(
-    name: str,
-    namespace: Namespace = "default",
-    kubeconfig: Kubeconfig = None,
-    context: Context = None,
-) -> None:
-    """Restart a Failed or Stopped execution from its checkpoints (bumps spec.restart)."""
-    out.print(_row(_op(namespace, kubeconfig, context).restart(name)), highlight=False)
-
-
-@app.command()
-def abandon(
-    name: str,
-    namespace: Namespace = "default",
-    kubeconfig: Kubeconfig = None,
-    context: Context = None,
-) -> None:
-    """Abandon a Stopped or Failed execution: its instance never restarts."""
-    out.print(_row(_op(namespace, kubeconfig, context).abandon(name)), highlight=False)
-
-
-@app.command()
-def executions(
-    job: Annotated[str | None, typer.Option("--job", "-j", help="Only this job.")] = None,
-    namespace: Namespace = "default",
-    kubeconfig: Kubeconfig = None,
-    context: Context = None,
-) -> None:
-    """BatchExecutions of the namespace, oldest first."""
-    out.print(executions_table(_op(namespace, kubeconfig, context).executions(job)))
+# ---------------------------------------------------------------- output
 
 
 def executions_table(objects: list[dict[str, Any]]) -> Table:

@@ -187,8 +187,10 @@ class JobOperator:
         params: Mapping[str, Any] | None = None,
         *,
         source_dir: Path | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> JobExecution:
-        """Create the execution (restart rules applied) without running it."""
+        """Create the execution (restart rules applied) without running it; ``context``
+        seeds the job context of a new instance."""
         if isinstance(job, RegisteredJob):
             source_dir = source_dir or job.source_dir
             job = job.job
@@ -203,6 +205,7 @@ class JobOperator:
             prevent_restart=job.spec.prevent_restart,
             source_dir=str(source_dir.resolve()) if source_dir else None,
             owner=this_owner(),
+            context=context,
         )
 
     def run(self, execution: JobExecution) -> JobExecution:
@@ -217,8 +220,9 @@ class JobOperator:
         *,
         source_dir: Path | None = None,
         on_launched: Launched | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> JobExecution:
-        execution = self.launch(job, params, source_dir=source_dir)
+        execution = self.launch(job, params, source_dir=source_dir, context=context)
         if on_launched:
             on_launched(execution)
         return self.run(execution)
@@ -230,6 +234,7 @@ class JobOperator:
         *,
         source_dir: Path | None = None,
         on_launched: Launched | None = None,
+        context: Mapping[str, Any] | None = None,
     ) -> JobExecution:
         """A new instance: the incrementer's ``run.id`` one past the largest used."""
         definition = job.job if isinstance(job, RegisteredJob) else job
@@ -241,7 +246,7 @@ class JobOperator:
         raw[definition.spec.incrementer] = self.repository.next_run_id(
             definition.name, definition.spec.incrementer
         )
-        return self.start(job, raw, source_dir=source_dir, on_launched=on_launched)
+        return self.start(job, raw, source_dir=source_dir, on_launched=on_launched, context=context)
 
     def restart(self, execution_id: int, *, on_launched: Launched | None = None) -> JobExecution:
         """A new execution of the same instance, resuming from its checkpoints.

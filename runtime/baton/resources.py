@@ -118,6 +118,12 @@ class ExecutionSpec(Model):
         "and dates as strings), checked and typed against the BatchJob's declared "
         "parameters. The identifying ones select the job instance. Immutable.",
     )
+    context: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Initial job context (any JSON values): every step reads it as "
+        "ctx.context and may add to it. Seeded at the first launch of the instance; on a "
+        "restart what the steps already put there wins.",
+    )
     stop: bool = Field(
         default=False,
         description="Set to true to stop a running execution: the repository is marked "

@@ -6,6 +6,7 @@ Field names are camelCase on the wire (as Kubernetes does), snake_case in Python
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -336,12 +337,25 @@ def load_manifests(path: Path) -> list[BatchJob]:
     return jobs
 
 
-def parse_cli_params(pairs: list[str]) -> dict[str, str]:
+def parse_cli_context(pairs: list[str]) -> dict[str, Any]:
+    """``--ctx key=value`` pairs into an initial job context: a value that parses as
+    JSON (a number, true, a list, an object, a quoted string) keeps its type, anything
+    else is a string."""
+    out: dict[str, Any] = {}
+    for key, value in parse_cli_params(pairs, what="context value").items():
+        try:
+            out[key] = json.loads(value)
+        except ValueError:
+            out[key] = value
+    return out
+
+
+def parse_cli_params(pairs: list[str], what: str = "parameter") -> dict[str, str]:
     """``-p name=value`` pairs into a mapping; the value may contain '='."""
     out: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not re.match(r"^[A-Za-z_][\w.\-]*$", name.strip()):
-            raise InvalidParameters(f"bad parameter {pair!r}: expected NAME=VALUE")
+            raise InvalidParameters(f"bad {what} {pair!r}: expected NAME=VALUE")
         out[name.strip()] = value
     return out

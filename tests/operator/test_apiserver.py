@@ -365,17 +365,21 @@ def test_operator_runs_an_execution_to_completion(
 def test_cluster_cli_creates_and_patches_executions(cluster: Path) -> None:
     def baton(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "baton", "cluster", *args, "--kubeconfig", str(cluster)],
+            [sys.executable, "-m", "baton", *args, "--kubeconfig", str(cluster)],
             capture_output=True,
             text=True,
             timeout=60,
             check=False,
         )
 
-    made = baton("start", "count-numbers", "-p", "count=12", "--name", "cli-1")
+    made = baton(
+        "start", "count-numbers", "-p", "count=12", "--ctx", "region=eu", "--ctx", "limit=3",
+        "--name", "cli-1",
+    )  # fmt: skip
     assert made.returncode == 0, made.stderr
     assert "batchexecution/cli-1 created" in made.stdout
     assert _get("cli-1")["spec"]["parameters"] == {"count": "12"}
+    assert _get("cli-1")["spec"]["context"] == {"region": "eu", "limit": 3}
     listed = baton("executions", "--job", "count-numbers")
     assert "cli-1" in listed.stdout
     refused = baton("restart", "cli-1")  # not launched yet: the wrong state

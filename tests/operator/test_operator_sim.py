@@ -369,3 +369,13 @@ def test_abandon_without_compensations_due_just_abandons(
     cluster.patch_spec("zed", {"abandon": True})
     assert settle(op, cluster, repo, "zed") == "Abandoned"
     assert not any(n.endswith("-comp") for n in cluster.jobs)
+
+
+def test_spec_context_seeds_the_job_context(
+    op: Operator, cluster: FakeCluster, repo: JobRepository
+) -> None:
+    spec = {"job": "count-numbers", "parameters": {"count": 4}, "context": {"region": "eu"}}
+    cluster.apply_execution("ctx", spec)
+    assert settle(op, cluster, repo, "ctx") == "Completed"
+    execution = repo.get_execution(cluster.status("ctx")["jobExecutionId"])
+    assert execution.context["region"] == "eu"
