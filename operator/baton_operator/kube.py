@@ -42,6 +42,7 @@ from baton_operator.reconcile import (
     FinishExecution,
     Launch,
     MarkCompensating,
+    Member,
     ObservedJob,
     PatchStatus,
     PlanStepPartitions,
@@ -49,6 +50,7 @@ from baton_operator.reconcile import (
     RequestStop,
     StartExecution,
     iso,
+    job_status,
     reconcile,
     set_condition,
 )
@@ -113,6 +115,16 @@ class Cluster:
             if e.status == 404:
                 return None
             raise
+
+    def list_executions(self, namespace: str) -> list[dict[str, Any]]:
+        found: Any = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
+        return [dict(i) for i in found.get("items", [])]
+
+    def patch_job_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, JOBS_PLURAL, name, {"status": patch}
+        )
+        metrics.API_WRITES.labels("patch", "batchjobs/status").inc()
 
     def list_jobs(self, namespace: str, execution: str) -> list[ObservedJob]:
         found: Any = self.batch.list_namespaced_job(
@@ -205,9 +217,18 @@ class Cluster:
 
 
 def status_patch(old: dict[str, Any] | None, new: dict[str, Any]) -> dict[str, Any]:
-    """A merge patch from ``old`` to ``new``: changed keys, and nulls for removed ones."""
+    """A JSON merge patch (RFC 7396) from ``old`` to ``new``: changed keys, nulls for
+    removed ones, recursing into objects (a merge patch merges them, not replaces)."""
     old = old or {}
-    patch: dict[str, Any] = {k: v for k, v in new.items() if old.get(k) != v}
+    patch: dict[str, Any] = {}
+    for k, v in new.items():
+        was = old.get(k)
+        if was == v:
+            continue
+        if isinstance(v, dict) and isinstance(was, dict):
+            patch[k] = status_patch(was, v)
+        else:
+            patch[k] = v
     patch.update({k: None for k in old if k not in new})
     return patch
 
@@ -222,6 +243,11 @@ class Operator:
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._last_patch: dict[tuple[str, str], float] = {}
         self._locks_guard = threading.Lock()
+        # BatchJob .status: the executions of each (namespace, job) as last seen
+        self._members: dict[tuple[str, str], dict[str, Member]] = {}
+        self._listed: set[str] = set()  # namespaces whose executions were listed once
+        self._dirty: set[tuple[str, str]] = set()
+        self._job_status: dict[tuple[str, str], dict[str, Any]] = {}
 
     @contextmanager
     def _locked(self, namespace: str, name: str) -> Iterator[None]:
@@ -234,12 +260,58 @@ class Operator:
         with self._locks_guard:
             self._locks.pop((namespace, name), None)
             self._last_patch.pop((namespace, name), None)
+            for key, members in self._members.items():
+                if key[0] == namespace and members.pop(name, None) is not None:
+                    self._dirty.add(key)
         metrics.observe_phase(namespace, name, "", None)
+
+    # ------------------------------------------------------------ BatchJob status
+
+    def _note(self, obj: dict[str, Any], phase: str | None) -> None:
+        """Remember an execution's phase for its BatchJob's status (the first time in a
+        namespace, list all its executions, so counts are whole after a restart)."""
+        meta = obj["metadata"]
+        namespace = meta["namespace"]
+        if namespace not in self._listed:
+            self._listed.add(namespace)
+            for other in self.cluster.list_executions(namespace):
+                if other["metadata"]["name"] != meta["name"]:
+                    self._note(other, (other.get("status") or {}).get("phase"))
+        key = (namespace, str(obj["spec"]["job"]))
+        member = Member(phase or "", str(meta.get("creationTimestamp") or ""))
+        with self._locks_guard:
+            members = self._members.setdefault(key, {})
+            if members.get(meta["name"]) != member:
+                members[meta["name"]] = member
+                self._dirty.add(key)
+
+    def _flush_job_status(self) -> None:
+        """Write the ``.status`` of each BatchJob whose executions changed phase."""
+        with self._locks_guard:
+            dirty, self._dirty = self._dirty, set()
+            wanted = {key: job_status(self._members.get(key, {})) for key in dirty}
+        for (namespace, job), new in wanted.items():
+            if self._job_status.get((namespace, job)) == new:
+                continue
+            obj = self.cluster.get_batch_job(namespace, job)
+            if obj is None:
+                continue
+            patch = status_patch(obj.get("status"), new)
+            if patch:
+                self.cluster.patch_job_status(namespace, job, patch)
+            self._job_status[(namespace, job)] = new
+
+    def _patch_status(self, obj: dict[str, Any], patch: dict[str, Any]) -> None:
+        meta = obj["metadata"]
+        self.cluster.patch_status(meta["namespace"], meta["name"], patch)
+        if "phase" in patch:
+            self._note(obj, patch["phase"])
 
     def deleted(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         """A BatchExecution was deleted (its Jobs and pods go with it): a JobExecution it
         left running is marked FAILED, so its instance can be launched again."""
         self.forget(namespace, name)
+        self._flush_job_status()
         execution_id = status.get("jobExecutionId")
         if execution_id is None:
             return
@@ -276,11 +348,13 @@ class Operator:
                     obj = self.cluster.get_execution(namespace, name)
                     if obj is None or obj["metadata"].get("deletionTimestamp"):
                         self.forget(namespace, name)
-                        return None
+                        phase = None
+                        break
                     changed, phase = self._round(obj)
                     if not changed:
                         break
-                return phase
+            self._flush_job_status()
+            return phase
         except Exception as e:
             metrics.RECONCILE_ERRORS.labels(type(e).__name__).inc()
             raise
@@ -294,6 +368,7 @@ class Operator:
             {**obj, "metadata": {"name": name, "namespace": namespace}}
         )
         status = obj.get("status") or {}
+        self._note(obj, status.get("phase"))
         job_obj = None
         job: BatchJob | None = None
         if status.get("jobExecutionId") is None:
@@ -329,7 +404,7 @@ class Operator:
                     continue  # stale: the next round computes it afresh
                 patch = status_patch(status, action.status)
                 if patch and self._due(namespace, name, patch):
-                    self.cluster.patch_status(namespace, name, patch)
+                    self._patch_status(obj, patch)
                 metrics.observe_phase(namespace, name, job_name, action.status.get("phase"))
                 continue
             applied = self.apply(obj, action)
@@ -393,7 +468,7 @@ class Operator:
             if not admitted:
                 status = obj.get("status") or {}
                 if status.get("phase") != Phase.QUEUED.value:
-                    self.cluster.patch_status(ns, name, {"phase": Phase.QUEUED.value})
+                    self._patch_status(obj, {"phase": Phase.QUEUED.value})
                     self.cluster.event(
                         obj,
                         "Normal",
@@ -547,7 +622,7 @@ class Operator:
         }
         keep = {"disruptedAttempt", "disruptedPod"}
         patch = status_patch({k: v for k, v in status.items() if k not in keep}, new)
-        self.cluster.patch_status(ns, name, patch)
+        self._patch_status(obj, patch)
         self.cluster.event(
             obj,
             "Normal",
@@ -561,7 +636,6 @@ class Operator:
     def _reject(
         self, obj: dict[str, Any], rule: str, message: str, observed_restart: int | None = None
     ) -> None:
-        meta = obj["metadata"]
         status = dict(obj.get("status") or {})
         now = dt.datetime.now(dt.UTC)
         conditions = set_condition(
@@ -574,7 +648,7 @@ class Operator:
         }
         if observed_restart is not None:
             patch["observedRestart"] = observed_restart
-        self.cluster.patch_status(meta["namespace"], meta["name"], patch)
+        self._patch_status(obj, patch)
         if status.get("phase") != Phase.REJECTED.value or observed_restart:
             self.cluster.event(obj, "Warning", "Rejected", message)
 

@@ -26,7 +26,14 @@ from baton.flow import (
     next_actions,
 )
 from baton.repository import JobExecution, StepExecution
-from baton.resources import BatchExecution, Condition, ExecutionStatus, Phase, StepStatus
+from baton.resources import (
+    BatchExecution,
+    Condition,
+    ExecutionStatus,
+    JobStatus,
+    Phase,
+    StepStatus,
+)
 from baton.spec import BatchJob
 
 from baton_operator.config import OperatorConfig
@@ -321,6 +328,29 @@ def step_statuses(
         )
     progress = sum(fractions) / len(fractions) if fractions else None
     return out, progress
+
+
+@dataclass(frozen=True)
+class Member:
+    """One BatchExecution of a BatchJob, as the BatchJob's status counts it."""
+
+    phase: str  # "" while it has none yet (Pending)
+    created: str  # metadata.creationTimestamp (RFC 3339 sorts as text)
+
+
+def job_status(members: Mapping[str, Member]) -> dict[str, Any]:
+    """A BatchJob's ``.status`` from its BatchExecutions (name → phase, creation)."""
+    phases: dict[str, int] = {}
+    for m in members.values():
+        key = m.phase or Phase.PENDING.value
+        phases[key] = phases.get(key, 0) + 1
+    last = max(members.items(), key=lambda kv: (kv[1].created, kv[0]), default=None)
+    return JobStatus(
+        executions=len(members),
+        phases=dict(sorted(phases.items())),
+        last_execution=last[0] if last else None,
+        last_phase=(last[1].phase or Phase.PENDING.value) if last else None,
+    ).dump()
 
 
 # ---------------------------------------------------------------- the reconciler

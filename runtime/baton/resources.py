@@ -235,6 +235,20 @@ class ExecutionStatus(Mutable):
     conditions: list[Condition] | None = Field(default=None, description="Conditions.")
 
 
+class JobStatus(Mutable):
+    """Status of a BatchJob: its BatchExecutions in the namespace, written by the
+    operator when one of them changes phase."""
+
+    executions: int = Field(default=0, description="BatchExecutions of this job.")
+    phases: dict[str, int] = Field(
+        default_factory=dict, description="How many BatchExecutions are in each phase."
+    )
+    last_execution: str | None = Field(
+        default=None, description="The most recently created BatchExecution."
+    )
+    last_phase: str | None = Field(default=None, description="Phase of the last execution.")
+
+
 class BatchExecution(Model):
     """One launch of a BatchJob: ``kind: BatchExecution``."""
 
@@ -416,11 +430,8 @@ def _crd(
 def crds() -> dict[str, dict[str, Any]]:
     """file name → CRD manifest, for both kinds."""
     age = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
-    job_status = {
-        "type": "object",
-        "description": "Observed by the operator.",
-        "x-kubernetes-preserve-unknown-fields": True,
-    }
+    job_status = structural(JobStatus, mode="serialization")
+    job_status["description"] = str(JobStatus.__doc__)
     batch_job = _crd(
         "BatchJob",
         "batchjobs",
@@ -428,7 +439,9 @@ def crds() -> dict[str, dict[str, Any]]:
         _job_spec_schema(),
         job_status,
         [
-            {"name": "Last", "type": "string", "jsonPath": ".status.lastPhase"},
+            {"name": "Executions", "type": "integer", "jsonPath": ".status.executions"},
+            {"name": "Last", "type": "string", "jsonPath": ".status.lastExecution"},
+            {"name": "Phase", "type": "string", "jsonPath": ".status.lastPhase"},
             {"name": "Image", "type": "string", "jsonPath": ".spec.image", "priority": 1},
             age,
         ],
@@ -500,6 +513,7 @@ __all__ = [
     "Condition",
     "ExecutionSpec",
     "ExecutionStatus",
+    "JobStatus",
     "ObjectMeta",
     "Phase",
     "StepStatus",

@@ -66,7 +66,13 @@ class FakeCluster:
         self.executions[(namespace, name)] = {
             "apiVersion": "baton.dev/v1alpha1",
             "kind": "BatchExecution",
-            "metadata": {"name": name, "namespace": namespace, "uid": str(uuid.uuid4())},
+            "metadata": {
+                "name": name,
+                "namespace": namespace,
+                "uid": str(uuid.uuid4()),
+                "creationTimestamp": f"2026-01-01T00:{len(self.executions) // 60:02d}:"
+                f"{len(self.executions) % 60:02d}Z",
+            },
             "spec": copy.deepcopy(spec),
         }
 
@@ -129,6 +135,15 @@ class FakeCluster:
     def get_batch_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         obj = self.batch_jobs.get((namespace, name))
         return copy.deepcopy(obj) if obj else None
+
+    def list_executions(self, namespace: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [copy.deepcopy(o) for (ns, _), o in self.executions.items() if ns == namespace]
+
+    def patch_job_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        with self.lock:
+            self.writes["patch batchjobs/status"] += 1
+            merge(self.batch_jobs[(namespace, name)].setdefault("status", {}), patch)
 
     def list_jobs(self, namespace: str, execution: str) -> list[ObservedJob]:
         out = []

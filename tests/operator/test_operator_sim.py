@@ -119,6 +119,31 @@ def test_second_execution_of_a_completed_instance_is_rejected(
     cond = next(c for c in cluster.status("b")["conditions"] if c["type"] == "Launched")
     assert (cond["status"], cond["reason"]) == ("False", "JobInstanceAlreadyComplete")
     assert "b-1-prepare" not in cluster.jobs
+    job = cluster.batch_jobs[("default", "count-numbers")]["status"]
+    assert job == {
+        "executions": 2,
+        "phases": {"Completed": 1, "Rejected": 1},
+        "lastExecution": "b",
+        "lastPhase": "Rejected",
+    }
+    # deleting an execution updates its job's counts
+    status = cluster.status("b")
+    del cluster.executions[("default", "b")]
+    op.deleted("default", "b", status)
+    job = cluster.batch_jobs[("default", "count-numbers")]["status"]
+    assert (job["executions"], job["phases"], job["lastExecution"]) == (1, {"Completed": 1}, "a")
+
+
+def test_batch_job_status_counts_executions_an_operator_restart_has_not_seen_yet(
+    repo: JobRepository, cluster: FakeCluster
+) -> None:
+    for name in ("x", "y", "z"):
+        cluster.apply_execution(name, {"job": "count-numbers", "parameters": {"count": 3}})
+    fresh = Operator(repo, cluster, OperatorConfig(image="baton:test"))  # type: ignore[arg-type]
+    settle(fresh, cluster, repo, "x")
+    job = cluster.batch_jobs[("default", "count-numbers")]["status"]
+    assert job["executions"] == 3 and job["phases"]["Completed"] == 1
+    assert job["lastExecution"] == "z"
 
 
 def test_bad_parameters_and_missing_job(

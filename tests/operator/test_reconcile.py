@@ -268,3 +268,32 @@ def test_concurrency_limits_go_to_admission() -> None:
     assert isinstance(start, StartExecution)
     assert (start.max_running, start.cooldown_seconds) == (2, 5.0)
     assert not isinstance(start, RequestStop)
+
+
+def test_job_status_counts_phases_and_names_the_newest_execution() -> None:
+    from baton_operator.reconcile import Member, job_status
+
+    assert job_status({}) == {"executions": 0, "phases": {}}
+    members = {
+        "a": Member("Completed", "2026-01-01T00:00:01Z"),
+        "c": Member("", "2026-01-01T00:00:03Z"),
+        "b": Member("Failed", "2026-01-01T00:00:02Z"),
+    }
+    assert job_status(members) == {
+        "executions": 3,
+        "phases": {"Completed": 1, "Failed": 1, "Pending": 1},
+        "lastExecution": "c",
+        "lastPhase": "Pending",
+    }
+
+
+def test_status_patch_is_a_json_merge_patch() -> None:
+    from baton_operator.kube import status_patch
+
+    old = {"phase": "Running", "phases": {"Running": 1}, "gone": 1, "same": [1]}
+    new = {"phase": "Completed", "phases": {"Completed": 1}, "same": [1]}
+    assert status_patch(old, new) == {
+        "phase": "Completed",
+        "phases": {"Completed": 1, "Running": None},
+        "gone": None,
+    }
