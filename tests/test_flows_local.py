@@ -450,3 +450,23 @@ def test_cli_ctx_values_are_json_when_they_parse(db_url: str, tmp_path: Any) -> 
     assert shown[0]["result"] == {"a": 7, "b": "plain text"}, shown
     bad = baton("run", str(manifest), "--ctx", "novalue", db=db_url)
     assert bad.returncode == 5 and "bad context value 'novalue'" in bad.stderr
+
+
+def test_nightly_example_context_group_and_incarnations(sqlite_url: str) -> None:
+    """examples/nightly: the context flows down the chain and through a parallel group;
+    `load` runs past its 2 s budget and continues in further incarnations."""
+    r = baton(
+        "start-next", str(EXAMPLES / "nightly" / "job.yaml"), "-p", "rows=500", "-p", "delayMs=8",
+        "--json", "--no-progress", db=sqlite_url,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(r.stdout)
+    load = next(s for s in summary["steps"] if s["name"] == "load")
+    assert load["readCount"] == 500 and load["writeCount"] == 500
+    steps = json.loads(baton("steps", str(summary["id"]), db=sqlite_url).stdout)
+    assert next(s for s in steps if s["name"] == "load")["incarnations"] >= 2
+    res = json.loads(baton("results", str(summary["id"]), "--json", db=sqlite_url).stdout)
+    assert next(x for x in res if x["step"] == "report")["result"] == {
+        "batch": "run-1",
+        "rows": 500,
+    }
