@@ -1,15 +1,11 @@
-"""The operator in the real cluster, driven with helm and kubectl only.
-
-One Helm release (namespace baton-system) serves the whole module; each test works in
-its own namespace, which gets a Secret ``baton-db`` with the repository URL for its
-step pods (the chart's Secret lives in the release namespace).
-"""
+"""The operator in the real cluster, driven with helm and kubectl only (the fixtures
+and helpers are in conftest.py and support.py)."""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,110 +13,34 @@ import pytest
 import yaml
 from conftest import Database, Kubectl, Postgres
 
+from .support import (
+    RELEASE,
+    REPO,
+    SYSTEM,
+)
+from .support import (
+    apply_job as _apply_job,
+)
+from .support import (
+    execution as _execution,
+)
+from .support import (
+    jobs as _jobs,
+)
+from .support import (
+    patch as _patch,
+)
+from .support import (
+    rows as _rows,
+)
+from .support import (
+    status as _status,
+)
+from .support import (
+    wait_phase as _wait_phase,
+)
+
 pytestmark = pytest.mark.e2e
-
-REPO = Path(__file__).resolve().parents[2]
-RELEASE = "baton"
-SYSTEM = "baton-system"
-
-
-@pytest.fixture(scope="module")
-def operator(
-    kubectl: Kubectl,
-    helm: Callable[..., Any],
-    project_image: str,
-    new_database: Callable[[], Database],
-) -> Iterator[Database]:
-    """The chart installed (CRDs, RBAC, operator Deployment), ready; yields its database."""
-    db = new_database()
-    repo, tag = project_image.split(":", 1)
-    helm("uninstall", RELEASE, "-n", SYSTEM, "--wait", check=False)
-    helm(
-        "upgrade", "--install", RELEASE, str(REPO / "charts" / "baton"),
-        "-n", SYSTEM, "--create-namespace",
-        "--set", f"image.repository={repo}", "--set", f"image.tag={tag}",
-        "--set", f"database.url={db.url}",
-        "--set", "operator.logLevel=debug",
-        "--wait", "--timeout", "180s",
-    )  # fmt: skip
-    kubectl("-n", SYSTEM, "rollout", "status", "deploy/baton", "--timeout=180s", timeout=200)
-    yield db
-    if not _keep():
-        helm("uninstall", RELEASE, "-n", SYSTEM, "--wait", check=False)
-
-
-def _keep() -> bool:
-    import os
-
-    return os.environ.get("E2E_KEEP_NAMESPACES") == "1"
-
-
-@pytest.fixture
-def ns(kubectl: Kubectl, namespace: str, operator: Database) -> str:
-    kubectl(
-        "-n", namespace, "create", "secret", "generic", "baton-db",
-        f"--from-literal=url={operator.url}",
-    )  # fmt: skip
-    return namespace
-
-
-def _apply_job(kubectl: Kubectl, ns: str, example: str) -> dict[str, Any]:
-    doc = yaml.safe_load((REPO / "examples" / example / "job.yaml").read_text())
-    kubectl.apply(doc, ns)
-    return dict(doc)
-
-
-def _execution(
-    kubectl: Kubectl, ns: str, name: str, job: str, params: dict[str, Any], **spec: Any
-) -> None:
-    kubectl.apply(
-        {
-            "apiVersion": "baton.dev/v1alpha1",
-            "kind": "BatchExecution",
-            "metadata": {"name": name},
-            "spec": {"job": job, "parameters": params, **spec},
-        },
-        ns,
-    )
-
-
-def _status(kubectl: Kubectl, ns: str, name: str) -> dict[str, Any]:
-    return dict(kubectl.get("bx", name, ns).get("status") or {})
-
-
-def _wait_phase(
-    kubectl: Kubectl, ns: str, name: str, *phases: str, timeout: float = 240
-) -> dict[str, Any]:
-    def check() -> dict[str, Any] | None:
-        st = _status(kubectl, ns, name)
-        return st if st.get("phase") in phases else None
-
-    try:
-        return dict(kubectl.wait_until(f"{name} in {phases}", check, timeout=timeout))
-    except AssertionError:
-        print(json.dumps(_status(kubectl, ns, name), indent=2))
-        print(_operator_logs(kubectl))
-        raise
-
-
-def _operator_logs(kubectl: Kubectl) -> str:
-    return kubectl("-n", SYSTEM, "logs", "deploy/baton", "--tail=200", check=False).stdout
-
-
-def _patch(kubectl: Kubectl, ns: str, name: str, spec: dict[str, Any]) -> None:
-    kubectl("-n", ns, "patch", "bx", name, "--type", "merge", "-p", json.dumps({"spec": spec}))
-
-
-def _rows(postgres: Postgres, db: Database, count: int) -> tuple[int, int]:
-    out = postgres.sql(
-        f"SELECT count(*), count(DISTINCT n) FROM numbers WHERE count_to = {count}", db.name
-    )
-    total, distinct = out.split("|")
-    return int(total), int(distinct)
-
-
-def _jobs(kubectl: Kubectl, ns: str) -> list[str]:
-    return sorted(j["metadata"]["name"] for j in kubectl.json("-n", ns, "get", "jobs")["items"])
 
 
 # ---------------------------------------------------------------- scenarios

@@ -21,7 +21,7 @@ rows_table = Table(
 def extract(ctx: StepContext) -> dict[str, Any]:
     """Name the batch: every later step finds it in the job context."""
     rows_table.create(ctx.engine, checkfirst=True)
-    ctx.context["batch"] = f"run-{ctx.params['run.id']}"
+    ctx.context["batch"] = f"run-{ctx.params.get('run.id', 0)}"
     ctx.context["rows"] = int(ctx.params["rows"])
     return {"batch": ctx.context["batch"]}
 

@@ -3,6 +3,7 @@ own database (tables created on first use), so `baton` alone shows the effects."
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from baton import StepContext
@@ -37,6 +38,7 @@ def create_account(ctx: StepContext) -> dict[str, Any]:
 
 
 def send_email(ctx: StepContext) -> str:
+    time.sleep(int(ctx.params["pauseSeconds"]))  # time to stop it, to try an abandon
     _maybe_fail(ctx)
     with ctx.engine.begin() as c:
         c.execute(insert(outbox).values(user=ctx.params["user"], message="welcome!"))

@@ -1,0 +1,73 @@
+"""Helpers of the operator scenarios: kubectl and SQL, as a user would use them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+from conftest import Database, Kubectl, Postgres
+
+REPO = Path(__file__).resolve().parents[2]
+RELEASE = "baton"
+SYSTEM = "baton-system"
+
+
+def apply_job(kubectl: Kubectl, ns: str, example: str) -> dict[str, Any]:
+    doc = yaml.safe_load((REPO / "examples" / example / "job.yaml").read_text())
+    kubectl.apply(doc, ns)
+    return dict(doc)
+
+
+def execution(
+    kubectl: Kubectl, ns: str, name: str, job: str, params: dict[str, Any], **spec: Any
+) -> None:
+    kubectl.apply(
+        {
+            "apiVersion": "baton.dev/v1alpha1",
+            "kind": "BatchExecution",
+            "metadata": {"name": name},
+            "spec": {"job": job, "parameters": params, **spec},
+        },
+        ns,
+    )
+
+
+def status(kubectl: Kubectl, ns: str, name: str) -> dict[str, Any]:
+    return dict(kubectl.get("bx", name, ns).get("status") or {})
+
+
+def wait_phase(
+    kubectl: Kubectl, ns: str, name: str, *phases: str, timeout: float = 240
+) -> dict[str, Any]:
+    def check() -> dict[str, Any] | None:
+        st = status(kubectl, ns, name)
+        return st if st.get("phase") in phases else None
+
+    try:
+        return dict(kubectl.wait_until(f"{name} in {phases}", check, timeout=timeout))
+    except AssertionError:
+        print(json.dumps(status(kubectl, ns, name), indent=2))
+        print(operator_logs(kubectl))
+        raise
+
+
+def operator_logs(kubectl: Kubectl) -> str:
+    return kubectl("-n", SYSTEM, "logs", "deploy/baton", "--tail=200", check=False).stdout
+
+
+def patch(kubectl: Kubectl, ns: str, name: str, spec: dict[str, Any]) -> None:
+    kubectl("-n", ns, "patch", "bx", name, "--type", "merge", "-p", json.dumps({"spec": spec}))
+
+
+def rows(postgres: Postgres, db: Database, count: int) -> tuple[int, int]:
+    out = postgres.sql(
+        f"SELECT count(*), count(DISTINCT n) FROM numbers WHERE count_to = {count}", db.name
+    )
+    total, distinct = out.split("|")
+    return int(total), int(distinct)
+
+
+def jobs(kubectl: Kubectl, ns: str) -> list[str]:
+    return sorted(j["metadata"]["name"] for j in kubectl.json("-n", ns, "get", "jobs")["items"])
