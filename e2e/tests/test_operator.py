@@ -235,9 +235,9 @@ def test_metrics_match_status(kubectl: Kubectl, ns: str, operator: Database) -> 
     assert read and float(read[0].split()[-1]) >= 777
 
 
-def _step_processes(execution_id: int, index: int) -> list[int]:
+def _step_processes(execution_id: int, index: int | None) -> list[int]:
     """PIDs (on this node) of the step pods' `baton step EXECUTION_ID load` processes
-    whose Indexed Job index is ``index``."""
+    whose Indexed Job index is ``index`` (any, for None)."""
     pids = []
     for proc in Path("/proc").iterdir():
         if not proc.name.isdigit():
@@ -248,7 +248,7 @@ def _step_processes(execution_id: int, index: int) -> list[int]:
         except OSError:
             continue
         mine = b"step" in cmd and str(execution_id).encode() in cmd and b"load" in cmd
-        if mine and f"JOB_COMPLETION_INDEX={index}".encode() in env:
+        if mine and (index is None or f"JOB_COMPLETION_INDEX={index}".encode() in env):
             pids.append(int(proc.name))
     return pids
 
@@ -537,3 +537,47 @@ def test_two_replicas_one_active(
             "upgrade", RELEASE, str(REPO / "charts" / "baton"), "-n", SYSTEM,
             "--reuse-values", "--set", "operator.replicas=1", "--wait", "--timeout", "180s",
         )  # fmt: skip
+
+
+def test_stale_execution_is_failed_automatically_then_restarts(
+    kubectl: Kubectl,
+    ns: str,
+    operator: Database,
+    postgres: Postgres,
+    e2e_env: dict[str, str],
+) -> None:
+    """The step's Job vanishes and its process dies without a word (kill -9): the
+    repository still says STARTED. The operator notices, marks the execution FAILED
+    (restartable), and a restart resumes from the last checkpoint, exactly once."""
+    if e2e_env.get("E2E_PROVIDER", "local") != "local":
+        pytest.skip("needs the step processes on this machine (local provider)")
+    import os
+    import signal
+
+    _apply_job(kubectl, ns, "numbers")
+    _execution(
+        kubectl, ns, "stale", "count-numbers", {"count": 2400, "delayMs": 8},
+        workingDir="/opt/baton/examples/numbers",
+    )  # fmt: skip
+
+    def loading() -> list[int] | None:
+        st = _status(kubectl, ns, "stale")
+        load = next((s for s in st.get("steps") or [] if s["name"] == "load"), None)
+        if not load or load["writeCount"] < 100:
+            return None
+        return _step_processes(st["jobExecutionId"], None) or None
+
+    pids = kubectl.wait_until("the load step writing", loading, timeout=180, interval=0.5)
+    kubectl("-n", ns, "delete", "job", "stale-1-load", "--cascade=orphan")
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    st = _wait_phase(kubectl, ns, "stale", "Failed", "Completed", "Stopped", timeout=180)
+    assert st["phase"] == "Failed", st
+    load = next(s for s in st["steps"] if s["name"] == "load")
+    assert load["status"] == "FAILED" and "gone" in (load.get("exitDescription") or ""), load
+    events = kubectl("-n", ns, "get", "events", "--field-selector", "involvedObject.name=stale")
+    assert "StepLost" in events.stdout
+    _patch(kubectl, ns, "stale", {"restart": 1})
+    st = _wait_phase(kubectl, ns, "stale", "Completed", "Failed", timeout=300)
+    assert st["phase"] == "Completed", st
+    assert _rows(postgres, operator, 2400) == (2400, 2400)
