@@ -16,6 +16,9 @@ APT_PACKAGES=(
     openssl:openssl
     curl:curl
     ca-certificates:/etc/ssl/certs/ca-certificates.crt
+    # not for the cluster: e2e/tests/test_dashboard.py runs it on the host to
+    # evaluate the Grafana dashboard's queries against the operator's metrics
+    prometheus:/usr/bin/prometheus
 )
 
 have() {
@@ -78,7 +81,7 @@ check_prereqs() {
     fi
     install_apt_packages
     local c
-    for c in containerd runc iptables conntrack buildah mmdebstrap catatonit openssl curl setpriv; do
+    for c in containerd runc iptables conntrack buildah mmdebstrap catatonit openssl curl setpriv prometheus; do
         command -v "$c" >/dev/null || die "'$c' is still missing after the package install: see $E2E_CACHE/apt.log"
     done
     [[ -x /usr/lib/cni/bridge && -x /usr/lib/cni/host-local && -x /usr/lib/cni/portmap && -x /usr/lib/cni/loopback ]] ||
