@@ -2,13 +2,51 @@ from __future__ import annotations
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from baton.repository.engine import MIGRATIONS, _head, normalize_url, redact
+from baton.repository.engine import (
+    MIGRATIONS,
+    SCHEMA_REVISION,
+    _head,
+    make_engine,
+    migrate,
+    normalize_url,
+    redact,
+)
 
 
 def test_head_from_file_names_matches_alembic() -> None:
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS))
     assert _head() == ScriptDirectory.from_config(cfg).get_current_head()
+
+
+def test_schema_revision_is_the_head_of_the_migrations() -> None:
+    """A new migration must bump SCHEMA_REVISION, or processes would not migrate to it."""
+    assert _head() == SCHEMA_REVISION
+
+
+def test_a_current_schema_is_checked_without_importing_alembic(db_url: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    engine = make_engine(db_url)
+    migrate(engine)
+    engine.dispose()
+    code = (
+        "import sys\n"
+        "from baton.repository.engine import make_engine, migrate\n"
+        "migrate(make_engine(sys.argv[1]))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('alembic', 'mako')))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, db_url],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[]"
 
 
 def test_urls() -> None:

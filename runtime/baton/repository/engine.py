@@ -16,7 +16,18 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    MetaData,
+    String,
+    Table,
+    create_engine,
+    event,
+    inspect,
+    text,
+)
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
@@ -26,6 +37,13 @@ DEFAULT_URL = "sqlite:///baton.db"
 MIGRATIONS = Path(__file__).parent / "migrations"
 WRITE = "baton_write"
 VERSION_TABLE = "baton_alembic_version"
+# The Alembic head this code expects. Spelled out, not computed, so that checking the
+# schema needs no Alembic import (which loads and parses every migration script): a
+# test keeps it equal to the head of the migrations.
+SCHEMA_REVISION = "0002"
+# Alembic's version table, for reading the revision inside queries that are needed
+# anyway (a separate MetaData: it is not part of the ORM schema the migrations make).
+version_table = Table(VERSION_TABLE, MetaData(), Column("version_num", String(32)))
 
 
 def normalize_url(url: str) -> str:
@@ -58,7 +76,12 @@ def make_engine(url: str) -> Engine:
         "connect_timeout": int(os.environ.get("BATON_DB_CONNECT_TIMEOUT", "10")),
         "application_name": "baton",
     }
-    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+    # use_native_hstore=False: no pg_type lookup for hstore on every new process's first
+    # connection (a round trip per step pod); Baton has no HSTORE column, and one in a
+    # user's table still round-trips as a dict through SQLAlchemy's own HSTORE codec.
+    return create_engine(
+        url, pool_pre_ping=True, connect_args=connect_args, use_native_hstore=False
+    )
 
 
 def _sqlite_engine(url: str) -> Engine:
@@ -92,6 +115,8 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
 
 @cache
 def _head() -> str:
+    """The head according to the migration scripts (loads Alembic; tests compare it
+    with SCHEMA_REVISION)."""
     from alembic.script import ScriptDirectory
 
     return str(ScriptDirectory.from_config(_alembic_config()).get_current_head())
@@ -113,7 +138,8 @@ def current_revision(conn: Connection) -> str | None:
 
 
 def migrate(engine: Engine) -> None:
-    """Bring the schema to head; a no-op costing one query when it is there already.
+    """Bring the schema to head; a no-op costing one query (and no Alembic import) when
+    it is there already.
 
     Concurrent migrators (several pods starting at once) serialize on a lock: an
     advisory lock on PostgreSQL; on SQLite a file lock beside the database, taken
@@ -123,7 +149,7 @@ def migrate(engine: Engine) -> None:
     with _sqlite_file_lock(engine):
         try:
             with engine.connect() as conn:
-                if current_revision(conn) == _head():
+                if current_revision(conn) == SCHEMA_REVISION:
                     return
         except OperationalError as e:
             raise DatabaseUnavailable(
