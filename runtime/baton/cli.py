@@ -611,15 +611,16 @@ def step(
     kind: Annotated[str, typer.Option(help="step, compensation or callback.")] = "step",
     db: Db = DEFAULT_URL,
 ) -> None:
-    """Run one unit of an execution (what the local executor and pods run)."""
-    import os
+    """Run one unit of an execution (what the local executor and pods run).
 
-    from baton.step.runner import run_step
+    The ``baton`` script runs ``baton step`` without loading this CLI
+    (baton.step.entry); this command is the same for ``python -m baton step``."""
+    from baton.step.entry import run_unit
 
-    if partition_from_index:
-        pending = os.environ.get("BATON_PARTITIONS", "").split(",")
-        partition = int(pending[int(os.environ["JOB_COMPLETION_INDEX"])])
-    raise typer.Exit(run_step(_repo(db), execution_id, name, partition, kind=kind))
+    code = run_unit(
+        db, execution_id, name, partition, partition_from_index=partition_from_index, kind=kind
+    )
+    raise typer.Exit(code)
 
 
 @app.command()

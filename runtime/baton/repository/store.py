@@ -14,8 +14,21 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Row, and_, func, insert, select, text, update
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    Row,
+    and_,
+    case,
+    func,
+    insert,
+    null,
+    select,
+    text,
+    update,
+)
+from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
 from baton.domain import (
@@ -39,7 +52,14 @@ from baton.errors import (
     OptimisticLockingFailure,
     UnexpectedJobExecutionState,
 )
-from baton.repository.engine import make_engine, migrate, redact, write_transaction
+from baton.repository.engine import (
+    SCHEMA_REVISION,
+    make_engine,
+    migrate,
+    redact,
+    version_table,
+    write_transaction,
+)
 from baton.repository.records import JobExecution, JobInstance, SkippedItem, StepExecution
 from baton.repository.schema import (
     NO_PARTITION,
@@ -148,6 +168,19 @@ class ContextDelta:
         merged = {k: v for k, v in context.items() if k not in self.removed}
         merged.update(self.updated)
         return merged
+
+
+@dataclass(frozen=True)
+class OpenedUnit:
+    """What a unit process reads and writes before its work (``open_unit``)."""
+
+    execution: JobExecution
+    step: StepExecution
+    partition_args: Any
+
+
+class _SchemaNotCurrent(Exception):
+    """The repository's schema is missing or not at SCHEMA_REVISION."""
 
 
 class JobRepository:
@@ -349,13 +382,18 @@ class JobRepository:
             params = self._params(conn, [r[0].id for r in rows])
         return [_execution(r[0], r[1], params.get(r[0].id, ())) for r in rows]
 
-    def _params(self, conn: Session, ids: list[int]) -> dict[int, tuple[JobParameter, ...]]:
+    def _params(
+        self, conn: Session | Connection, ids: list[int]
+    ) -> dict[int, tuple[JobParameter, ...]]:
         out: dict[int, list[JobParameter]] = {}
         if not ids:
             return {}
+        P = JobParameterRow
         rows = conn.execute(
-            select(JobParameterRow).where(JobParameterRow.execution_id.in_(ids))
-        ).scalars()
+            select(P.execution_id, P.name, P.type, P.value, P.identifying).where(
+                P.execution_id.in_(ids)
+            )
+        )
         for p in rows:
             kind = ParamType(p.type)
             out.setdefault(p.execution_id, []).append(
@@ -567,69 +605,156 @@ class JobRepository:
         A row that already exists in this execution (a retried pod, the next
         incarnation) is resumed in place, keeping its context and counts.
         """
+        with self.write() as conn:
+            return self._open_step(conn, execution, step_name, partition, worker, kind)
+
+    def _open_step(
+        self,
+        conn: Connection,
+        execution: JobExecution,
+        step_name: str,
+        partition: int | None,
+        worker: str | None,
+        kind: str,
+    ) -> StepExecution:
+        """``open_step`` inside the caller's transaction: one query finds this
+        execution's row or else the latest earlier attempt's, one write (RETURNING the
+        row) starts or resumes it."""
         part = NO_PARTITION if partition is None else partition
         now = utcnow()
-        with self.write() as conn:
-            row = conn.execute(
-                select(S.id, S.status).where(
-                    S.job_execution_id == execution.id,
-                    S.step_name == step_name,
-                    S.partition == part,
-                    S.kind == kind,
+        same = and_(S.step_name == step_name, S.partition == part, S.kind == kind)
+        if kind == STEP:  # this execution's row first, else the latest earlier one
+            q = (
+                select(S.__table__)
+                .join(E, E.id == S.job_execution_id)
+                .where(same, E.instance_id == execution.instance_id, E.id <= execution.id)
+                .order_by(case((S.job_execution_id == execution.id, 0), else_=1), S.id.desc())
+                .limit(1)
+            )
+        else:  # compensations and callbacks never inherit a context
+            q = select(S.__table__).where(same, S.job_execution_id == execution.id)
+        row = conn.execute(q).first()
+        columns = S.__table__.c
+        if row is not None and row.job_execution_id == execution.id:
+            if BatchStatus(row.status) is BatchStatus.COMPLETED:
+                return _step(row)
+            resumed = conn.execute(
+                update(S)
+                .where(S.id == row.id)
+                .values(
+                    status=BatchStatus.STARTED.value,
+                    incarnations=S.incarnations + 1,
+                    worker=worker,
+                    end_time=None,
+                    last_updated=now,
+                    version=S.version + 1,
                 )
-            ).first()
-            if row is not None:
-                if BatchStatus(row.status) is not BatchStatus.COMPLETED:
-                    conn.execute(
-                        update(S)
-                        .where(S.id == row.id)
-                        .values(
-                            status=BatchStatus.STARTED.value,
-                            incarnations=S.incarnations + 1,
-                            worker=worker,
-                            end_time=None,
-                            last_updated=now,
-                            version=S.version + 1,
-                        )
+                .returning(*columns)
+            ).one()
+            return _step(resumed)
+        context: dict[str, Any] = {}
+        if row is not None and BatchStatus(row.status) is not BatchStatus.COMPLETED:
+            context = dict(row.context or {})
+        created = conn.execute(
+            insert(S)
+            .values(
+                job_execution_id=execution.id,
+                step_name=step_name,
+                partition=part,
+                kind=kind,
+                version=0,
+                status=BatchStatus.STARTED.value,
+                start_time=now,
+                last_updated=now,
+                exit_code="EXECUTING",
+                exit_description="",
+                context=context,
+                worker=worker,
+                incarnations=1,
+                **Counts().columns(),
+            )
+            .returning(*columns)
+        ).one()
+        return _step(created)
+
+    def open_unit(
+        self,
+        execution_id: int,
+        step_name: str,
+        partition: int | None,
+        *,
+        worker: str | None,
+        kind: str = "step",
+        admit: Callable[[JobExecution], bool],
+    ) -> OpenedUnit | None:
+        """Everything a unit's process needs before its work, in one transaction.
+
+        A step pod is short-lived, so its round trips are its cost: one query reads the
+        execution with the partition's args and the schema revision, one its parameters;
+        ``admit(execution)`` then decides (False: return None, writing nothing; an
+        exception rolls back), and the step execution is opened as ``open_step`` does.
+        The schema is checked in that first query instead of by ``migrate`` (which the
+        launcher ran): a repository not at SCHEMA_REVISION is migrated (or refused)
+        by ``migrate`` and the unit opened again.
+        """
+        for attempt in (1, 2):
+            try:
+                with self.write() as conn:
+                    execution, args = self._unit_execution(
+                        conn, execution_id, step_name, partition, kind, check=attempt == 1
                     )
-                step_id = row.id
-            else:
-                context: dict[str, Any] = {}
-                if kind == STEP:
-                    prev = conn.execute(
-                        select(S.status, S.context)
-                        .join(E, E.id == S.job_execution_id)
-                        .where(
-                            E.instance_id == execution.instance_id,
-                            E.id < execution.id,
-                            S.step_name == step_name,
-                            S.partition == part,
-                            S.kind == STEP,
-                        )
-                        .order_by(S.id.desc())
-                        .limit(1)
-                    ).first()
-                    if prev is not None and BatchStatus(prev.status) is not BatchStatus.COMPLETED:
-                        context = dict(prev.context or {})
-                step_id = conn.execute(
-                    insert(S).values(
-                        job_execution_id=execution.id,
-                        step_name=step_name,
-                        partition=part,
-                        kind=kind,
-                        version=0,
-                        status=BatchStatus.STARTED.value,
-                        start_time=now,
-                        last_updated=now,
-                        exit_code="EXECUTING",
-                        exit_description="",
-                        context=context,
-                        worker=worker,
-                        incarnations=1,
-                        **Counts().columns(),
-                    )
-                ).inserted_primary_key[0]  # type: ignore[index]
-        return self.get_step(step_id)
+                    if not admit(execution):
+                        return None
+                    step = self._open_step(conn, execution, step_name, partition, worker, kind)
+                    return OpenedUnit(execution, step, args)
+            except _SchemaNotCurrent:
+                migrate(self.engine)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _unit_execution(
+        self,
+        conn: Connection,
+        execution_id: int,
+        step_name: str,
+        partition: int | None,
+        kind: str,
+        *,
+        check: bool,
+    ) -> tuple[JobExecution, Any]:
+        args: ColumnElement[Any] = null()
+        if kind == STEP and partition is not None:
+            args = (
+                select(PartitionRow.args)
+                .where(
+                    PartitionRow.instance_id == E.instance_id,
+                    PartitionRow.step_name == step_name,
+                    PartitionRow.idx == partition,
+                )
+                .scalar_subquery()
+            )
+        revision = select(version_table.c.version_num).limit(1).scalar_subquery()
+        q = (
+            select(
+                E.__table__,
+                JobInstanceRow.job_name,
+                args.label("partition_args"),
+                revision.label("schema_revision"),
+            )
+            .join(JobInstanceRow, JobInstanceRow.id == E.instance_id)
+            .where(E.id == execution_id)
+        )
+        try:
+            row = conn.execute(q).first()
+        except (OperationalError, ProgrammingError) as e:
+            if not check or (isinstance(e, OperationalError) and _is_connection_error(e)):
+                raise
+            raise _SchemaNotCurrent from e  # no such table/column: not migrated yet
+        if row is None:
+            raise NoSuchExecution(f"no job execution with id {execution_id}")
+        if check and row.schema_revision != SCHEMA_REVISION:
+            raise _SchemaNotCurrent
+        params = self._params(conn, [execution_id]).get(execution_id, ())
+        return _execution(row, row.job_name, params), row.partition_args
 
     def set_total(self, step_execution_id: int, total: int | None) -> None:
         with self.write() as conn:
@@ -938,7 +1063,9 @@ def _partition(p: int) -> int | None:
     return None if p == NO_PARTITION else p
 
 
-def _execution(r: JobExecutionRow, job_name: str, params: Sequence[JobParameter]) -> JobExecution:
+def _execution(
+    r: JobExecutionRow | Row[Any], job_name: str, params: Sequence[JobParameter]
+) -> JobExecution:
     return JobExecution(
         id=r.id,
         instance_id=r.instance_id,

@@ -91,29 +91,44 @@ def run_step(
     kind: str = "step",
     stop: threading.Event | None = None,
 ) -> ExitCode:
-    """Run the unit to a terminal state (or to its time budget) and return the exit code."""
+    """Run the unit to a terminal state (or to its time budget) and return the exit code.
+
+    The unit costs two transactions besides its work's own (checkpoints): one opens it
+    (``JobRepository.open_unit``: execution, parameters, partition args, schema check
+    and the step row), one records its end."""
     if kind not in KINDS:
         raise InvalidDefinition(f"unknown step kind {kind!r}; one of {', '.join(KINDS)}")
-    execution = repo.get_execution(execution_id)
-    job = BatchJob.model_validate(execution.job_spec)
-    spec = _unit_spec(job, step_name, kind)
-    if kind == "step" and execution.status is BatchStatus.STOPPING:
+    checked: dict[str, Any] = {}
+
+    def admit(execution: JobExecution) -> bool:
+        """May this unit run? Decided before its step row is written."""
+        job = BatchJob.model_validate(execution.job_spec)
+        spec = _unit_spec(job, step_name, kind)
+        if kind == "step" and execution.status is BatchStatus.STOPPING:
+            return False
+        if not execution.status.running:
+            raise InvalidDefinition(
+                f"execution {execution_id} is {execution.status.value}; its steps cannot run"
+            )
+        if kind == "step" and (spec.partitions is None) != (partition is None):
+            need = "needs a partition index" if partition is None else "is not partitioned"
+            raise InvalidDefinition(f"step '{step_name}' {need}")
+        checked.update(job=job, spec=spec)
+        return True
+
+    opened = repo.open_unit(
+        execution_id, step_name, partition, worker=worker_name(), kind=kind, admit=admit
+    )
+    if opened is None:
         return ExitCode.STOPPED
-    if not execution.status.running:
-        raise InvalidDefinition(
-            f"execution {execution_id} is {execution.status.value}; its steps cannot run"
-        )
-    if kind == "step" and (spec.partitions is None) != (partition is None):
-        need = "needs a partition index" if partition is None else "is not partitioned"
-        raise InvalidDefinition(f"step '{step_name}' {need}")
+    execution, step = opened.execution, opened.step
     add_import_paths([execution.source_dir, os.getcwd()])
-    step = repo.open_step(execution, step_name, partition, worker=worker_name(), kind=kind)
     if step.status is BatchStatus.COMPLETED:
         return ExitCode.COMPLETED
     stop = stop or threading.Event()
-    ctx = _context(repo, execution, job, step, stop)
+    ctx = _context(repo, execution, checked["job"], step, stop, opened.partition_args)
     with stop_on_signals(stop):
-        return _execute(repo, execution, step, spec, ctx)
+        return _execute(repo, execution, step, checked["spec"], ctx)
 
 
 def _context(
@@ -122,10 +137,8 @@ def _context(
     job: BatchJob,
     step: StepExecution,
     stop: threading.Event,
+    partition_args: Any = None,
 ) -> StepContext:
-    partition_args = None
-    if step.partition is not None and step.kind == "step":
-        partition_args = repo.partition_args(execution.instance_id, step.step_name, step.partition)
     shared: Any = dict(execution.context)
     if step.partition is not None:
         shared = MappingProxyType(shared)  # partitions run side by side: read-only

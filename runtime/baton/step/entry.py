@@ -1,0 +1,109 @@
+"""The step entrypoint as a process: ``baton step ID STEP ...`` and ``python -m baton.step``.
+
+Every pod of a step's Indexed Job (and every local unit) is one short process, so its
+start-up is paid once per partition: this module imports nothing beyond the step
+runtime (no Typer, Rich, Alembic or Kubernetes client), and the repository is opened
+without a migration check, which ``JobRepository.open_unit`` does inside the query
+that reads the execution anyway. Arguments, exit codes and error lines are those of
+the hidden ``baton step`` CLI command, which calls :func:`run_unit` too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Mapping, Sequence
+from typing import NoReturn
+
+from baton.domain import ExitCode
+from baton.errors import BatonError
+from baton.repository import DEFAULT_URL, JobRepository
+from baton.step.runner import KINDS, run_step
+
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+def partition_for_index(env: Mapping[str, str]) -> int:
+    """An Indexed Job pod's partition: BATON_PARTITIONS[JOB_COMPLETION_INDEX]."""
+    pending = env.get("BATON_PARTITIONS", "").split(",")
+    return int(pending[int(env["JOB_COMPLETION_INDEX"])])
+
+
+def run_unit(
+    db: str,
+    execution_id: int,
+    step: str,
+    partition: int | None = None,
+    *,
+    partition_from_index: bool = False,
+    kind: str = "step",
+) -> ExitCode:
+    """Run one unit of an execution against the repository at ``db``."""
+    if partition_from_index:
+        partition = partition_for_index(os.environ)
+    repo = JobRepository(db, auto_migrate=False)  # open_unit checks the schema
+    try:
+        return run_step(repo, execution_id, step, partition, kind=kind)
+    finally:
+        repo.dispose()
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        """A usage error is one line and exit code 2, as everywhere in the CLI."""
+        self.exit(int(ExitCode.USAGE), f"error: {self.prog}: {message}\n")
+
+
+def parser(prog: str = "baton step") -> argparse.ArgumentParser:
+    p = _Parser(prog=prog, description="Run one unit of an execution (what pods run).")
+    p.add_argument("execution_id", metavar="ID", type=int)
+    p.add_argument("step", metavar="STEP")
+    p.add_argument("--partition", type=int, default=None, help="Partition index.")
+    p.add_argument(
+        "--partition-from-index",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="Indexed Job pod: run partition BATON_PARTITIONS[JOB_COMPLETION_INDEX].",
+    )
+    p.add_argument("--kind", default="step", help=f"{', '.join(KINDS)}.")
+    p.add_argument(
+        "--db",
+        default=os.environ.get("BATON_DB_URL", DEFAULT_URL),
+        help="Job repository URL (default: $BATON_DB_URL, else sqlite:///baton.db).",
+    )
+    return p
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "baton step") -> int:
+    """Parse the ``baton step`` arguments, run the unit, return its exit code."""
+    args = parser(prog).parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
+    try:
+        return int(
+            run_unit(
+                args.db,
+                args.execution_id,
+                args.step,
+                args.partition,
+                partition_from_index=args.partition_from_index,
+                kind=args.kind,
+            )
+        )
+    except BatonError as e:
+        sys.stderr.write(f"error: {e}\n")
+        return int(e.exit_code)
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted\n")
+        return int(ExitCode.STOPPED)
+
+
+def baton_command() -> None:
+    """The ``baton`` console script. ``baton step ...`` (every pod's command) runs
+    here without importing the CLI; any other command is the Typer CLI."""
+    if sys.argv[1:2] == ["step"]:
+        sys.exit(main(sys.argv[2:]))
+    from baton.cli import main as cli_main  # the step runtime does not depend on the CLI
+
+    cli_main()
