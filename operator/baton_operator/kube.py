@@ -13,7 +13,13 @@ from contextlib import contextmanager
 from typing import Any
 
 from baton.domain import ABANDONABLE, BatchStatus
-from baton.errors import BatonError, InvalidDefinition, InvalidParameters, LaunchRejected
+from baton.errors import (
+    BatonError,
+    InvalidDefinition,
+    InvalidParameters,
+    LaunchRejected,
+    NoSuchExecution,
+)
 from baton.flow import ABANDONED
 from baton.repository import JobExecution, JobRepository
 from baton.resources import GROUP, VERSION, BatchExecution, Phase
@@ -268,16 +274,19 @@ class Operator:
     # ------------------------------------------------------------ BatchJob status
 
     def _note(self, obj: dict[str, Any], phase: str | None) -> None:
-        """Remember an execution's phase for its BatchJob's status (the first time in a
-        namespace, list all its executions, so counts are whole after a restart)."""
+        """Remember an execution's phase for its BatchJob's status and the metrics (the
+        first time in a namespace, list all its executions, so counts are whole after a
+        restart). Every phase the operator writes or reads passes here, once."""
         meta = obj["metadata"]
         namespace = meta["namespace"]
+        job = str(obj["spec"]["job"])
+        metrics.observe_phase(namespace, meta["name"], job, phase or Phase.PENDING.value)
         if namespace not in self._listed:
             self._listed.add(namespace)
             for other in self.cluster.list_executions(namespace):
                 if other["metadata"]["name"] != meta["name"]:
                     self._note(other, (other.get("status") or {}).get("phase"))
-        key = (namespace, str(obj["spec"]["job"]))
+        key = (namespace, job)
         member = Member(phase or "", str(meta.get("creationTimestamp") or ""))
         with self._locks_guard:
             members = self._members.setdefault(key, {})
@@ -377,7 +386,11 @@ class Operator:
                 job = self._parse_job(obj, job_obj)
                 if job is None:
                     return False, status.get("phase")
-        repo_state = self.repository_state(status.get("jobExecutionId"))
+        try:
+            repo_state = self.repository_state(status.get("jobExecutionId"))
+        except NoSuchExecution as e:
+            self._lost(obj, str(e))
+            return False, status.get("phase")
         jobs = (
             self.cluster.list_jobs(namespace, name)
             if repo_state.execution is not None and repo_state.execution.status.running
@@ -405,12 +418,9 @@ class Operator:
                 patch = status_patch(status, action.status)
                 if patch and self._due(namespace, name, patch):
                     self._patch_status(obj, patch)
-                metrics.observe_phase(namespace, name, job_name, action.status.get("phase"))
                 continue
             applied = self.apply(obj, action)
             changed |= applied and isinstance(action, CHANGES_STATE)
-        if not changed:
-            metrics.observe_phase(namespace, name, job_name, status.get("phase"))
         return changed, status.get("phase")
 
     def _due(self, namespace: str, name: str, patch: dict[str, Any]) -> bool:
@@ -651,6 +661,25 @@ class Operator:
         self._patch_status(obj, patch)
         if status.get("phase") != Phase.REJECTED.value or observed_restart:
             self.cluster.event(obj, "Warning", "Rejected", message)
+
+    def _lost(self, obj: dict[str, Any], why: str) -> None:
+        """The status names a JobExecution the repository does not have (the database
+        was replaced or restored): say so once, instead of failing every reconcile."""
+        status = dict(obj.get("status") or {})
+        if any(c.get("reason") == "ExecutionLost" for c in status.get("conditions") or []):
+            return
+        message = f"{why}: the job repository lost this execution (database replaced?)"
+        conditions = set_condition(
+            list(status.get("conditions") or []),
+            "Launched",
+            "False",
+            "ExecutionLost",
+            message,
+            dt.datetime.now(dt.UTC),
+        )
+        patch = {"phase": Phase.FAILED.value, "conditions": conditions, "exitDescription": message}
+        self._patch_status(obj, patch)
+        self.cluster.event(obj, "Warning", "ExecutionLost", message)
 
     # ------------------------------------------------------------ disruptions
 

@@ -6,6 +6,7 @@ import threading
 from collections.abc import Sequence
 
 from baton.repository import StepExecution
+from baton.resources import Phase
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -79,16 +80,24 @@ _phases: dict[tuple[str, str], tuple[str, str]] = {}  # (ns, name) → (job, pha
 _seen_counts: dict[int, tuple[int, int, int, int]] = {}  # step execution id → counts
 _finished_steps: set[int] = set()
 
-RUNNING_PHASES = frozenset({"Starting", "Running", "Stopping", "Pending"})
+RUNNING_PHASES = frozenset({"Starting", "Running", "Stopping", "Compensating"})
+_jobs_seen: set[str] = set()
 
 
 def observe_phase(namespace: str, name: str, job: str, phase: str | None) -> None:
-    """Record an execution's phase (None: the execution was deleted)."""
+    """Record an execution's phase (None: the execution was deleted). A transition is
+    counted when the phase differs from the last one recorded for the execution; an
+    execution seen for the first time (e.g. after an operator restart) counts none."""
     with _lock:
         old = _phases.get((namespace, name))
         if phase is None:
             _phases.pop((namespace, name), None)
         else:
+            if job not in _jobs_seen:
+                # every series exists from 0, so rate()/increase() see the first change
+                _jobs_seen.add(job)
+                for each in Phase:
+                    TRANSITIONS.labels(job, each.value)
             _phases[(namespace, name)] = (job, phase)
             if old is not None and old[1] != phase:
                 TRANSITIONS.labels(job, phase).inc()

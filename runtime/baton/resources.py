@@ -42,6 +42,7 @@ class Phase(StrEnum):
     UNKNOWN = "Unknown"
     COMPENSATING = "Compensating"
     COMPENSATED = "Compensated"
+    COMPENSATION_FAILED = "CompensationFailed"
 
     @property
     def terminal(self) -> bool:
@@ -60,6 +61,7 @@ TERMINAL_PHASES = frozenset(
         Phase.ABANDONED,
         Phase.REJECTED,
         Phase.COMPENSATED,
+        Phase.COMPENSATION_FAILED,
     }
 )
 
@@ -74,6 +76,7 @@ _PHASE_OF = {
     BatchStatus.UNKNOWN: Phase.UNKNOWN,
     BatchStatus.COMPENSATING: Phase.COMPENSATING,
     BatchStatus.COMPENSATED: Phase.COMPENSATED,
+    BatchStatus.COMPENSATION_FAILED: Phase.COMPENSATION_FAILED,
 }
 
 

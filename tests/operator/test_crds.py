@@ -74,3 +74,12 @@ def test_example_execution_parses() -> None:
         for doc in yaml.safe_load_all(path.read_text()):
             bx = BatchExecution.model_validate(doc)
             assert bx.spec.job
+
+
+def test_every_batch_status_has_a_phase() -> None:
+    from baton.domain import BatchStatus
+    from baton.resources import Phase
+
+    for status in BatchStatus:
+        phase = Phase.of(status)
+        assert phase.terminal == (status.terminal), status

@@ -404,3 +404,43 @@ def test_spec_context_seeds_the_job_context(
     assert settle(op, cluster, repo, "ctx") == "Completed"
     execution = repo.get_execution(cluster.status("ctx")["jobExecutionId"])
     assert execution.context["region"] == "eu"
+
+
+def test_a_failing_compensation_ends_compensation_failed(
+    op: Operator, cluster: FakeCluster, repo: JobRepository, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.syspath_prepend(str(ROOT / "tests" / "jobs"))
+    monkeypatch.setenv("FLOW_SLEEP", "0")
+    cluster.apply_job(
+        {
+            "apiVersion": "baton.dev/v1alpha1",
+            "kind": "BatchJob",
+            "metadata": {"name": "bad-saga"},
+            "spec": {
+                "steps": [
+                    {"name": "a", "tasklet": "flowjobs:stamp", "compensate": "flowjobs:fail"},
+                    {"name": "b", "tasklet": "flowjobs:fail"},
+                ]
+            },
+        }
+    )
+    cluster.apply_execution("bs", {"job": "bad-saga"})
+    assert settle(op, cluster, repo, "bs") == "CompensationFailed"
+    assert "compensation of step 'a' failed" in cluster.status("bs")["exitDescription"]
+    reasons = [r for _, r, _ in cluster.events]
+    assert reasons[-1] == "CompensationFailed"
+
+
+def test_an_execution_the_repository_lost_fails_once_with_a_condition(
+    op: Operator, cluster: FakeCluster, repo: JobRepository
+) -> None:
+    cluster.apply_execution("gone", {"job": "count-numbers", "parameters": {"count": 3}})
+    cluster.executions[("default", "gone")]["status"] = {"phase": "Running", "jobExecutionId": 999}
+    assert op.reconcile("default", "gone") is not None  # no exception
+    st = cluster.status("gone")
+    assert st["phase"] == "Failed"
+    cond = next(c for c in st["conditions"] if c["type"] == "Launched")
+    assert (cond["status"], cond["reason"]) == ("False", "ExecutionLost")
+    writes = sum(cluster.writes.values())
+    op.reconcile("default", "gone")
+    assert sum(cluster.writes.values()) == writes  # said once
