@@ -240,3 +240,25 @@ def test_kill_9_then_restart_writes_every_row_exactly_once(db_url: str) -> None:
     assert load["readCount"] == 3000 - rows  # resumed from the last checkpoint
     assert out_rows(db_url) == (3000, 3000, 3000)
     repo.dispose()
+
+
+def test_a_unit_ended_by_someone_else_commits_nothing_more(db_url: str) -> None:
+    """The operator declares a unit lost (or `recover --force` runs) while its process
+    is in fact alive: its next checkpoint is refused, so nothing it writes after that
+    lands, and a restart writes every row exactly once."""
+    proc, eid = launch_background(db_url, "-p", "count=3000", env={"BATON_TEST_SLEEP": "0.002"})
+    wait_for_commits(db_url, eid, 3)
+    repo = JobRepository(db_url)
+    load = next(s for s in repo.step_executions(eid) if s.step_name == "load")
+    assert repo.finish_step(load, BatchStatus.FAILED, description="declared lost", only_running=True)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == ExitCode.FAILED, stderr
+    assert "was ended by someone else" in stderr
+    ended = next(s for s in repo.step_executions(eid) if s.step_name == "load")
+    assert (ended.status, ended.exit_description) == (BatchStatus.FAILED, "declared lost")
+    rows, distinct, _ = out_rows(db_url)
+    assert rows == distinct == ended.write_count  # nothing after the fence
+    restarted = baton("restart", str(eid), "--no-progress", "--json", db=db_url)
+    assert restarted.returncode == 0, restarted.stderr
+    assert out_rows(db_url) == (3000, 3000, 3000)
+    repo.dispose()

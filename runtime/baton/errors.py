@@ -76,3 +76,10 @@ class OptimisticLockingFailure(BatonError):
     """Another process changed the row since it was read; re-read and retry."""
 
     exit_code = ExitCode.WRONG_STATE
+
+
+class StepFenced(BatonError):
+    """A step process found its unit ended by someone else (declared lost by the
+    operator, or recovered): it must stop without committing anything more."""
+
+    exit_code = ExitCode.FATAL

@@ -50,6 +50,7 @@ from baton.errors import (
     LaunchRejected,
     NoSuchExecution,
     OptimisticLockingFailure,
+    StepFenced,
     UnexpectedJobExecutionState,
 )
 from baton.repository.engine import (
@@ -788,10 +789,17 @@ class JobRepository:
         job_status = select(E.status).where(E.id == step.job_execution_id).scalar_subquery()
         status = conn.execute(
             update(S)
-            .where(S.id == step.id)
+            .where(S.id == step.id, S.status == BatchStatus.STARTED.value)
             .values(context=context, last_updated=now, **counts.columns())
             .returning(job_status)
-        ).scalar_one()
+        ).scalar_one_or_none()
+        if status is None:
+            # Someone ended this unit (the operator found its pod gone, `baton recover`):
+            # the chunk must not commit, or a restart would write its items again.
+            raise StepFenced(
+                f"step execution {step.id} ('{step.step_name}') was ended by someone else "
+                "(declared lost or recovered); this process stops without committing"
+            )
         return BatchStatus(status)
 
     def finish_step(
@@ -807,9 +815,11 @@ class JobRepository:
         peak_memory_kb: int | None = None,
         context_delta: ContextDelta | None = None,
         conn: Connection | None = None,
-    ) -> None:
+        only_running: bool = False,
+    ) -> bool:
         """Close a step execution, and merge the job-context keys it changed, in one
-        transaction (steps of a parallel group may change different keys at once)."""
+        transaction (steps of a parallel group may change different keys at once).
+        ``only_running``: leave a unit someone else already ended alone (return False)."""
         values: dict[str, Any] = {
             "status": status.value,
             "exit_code": exit_code or status.value,
@@ -828,8 +838,12 @@ class JobRepository:
         if peak_memory_kb is not None:
             values["peak_memory_kb"] = peak_memory_kb
 
-        def run(c: Connection) -> None:
-            c.execute(update(S).where(S.id == step.id).values(**values))
+        def run(c: Connection) -> bool:
+            where = [S.id == step.id]
+            if only_running:
+                where.append(S.status == BatchStatus.STARTED.value)
+            if c.execute(update(S).where(*where).values(**values)).rowcount == 0:
+                return False
             if context_delta is not None and context_delta.changed:
                 q = select(E.context).where(E.id == step.job_execution_id)
                 if c.dialect.name == "postgresql":
@@ -840,12 +854,12 @@ class JobRepository:
                     .where(E.id == step.job_execution_id)
                     .values(context=jsonable(merged), last_updated=utcnow())
                 )
+            return True
 
         if conn is not None:
-            run(conn)
-        else:
-            with self.write() as c:
-                run(c)
+            return run(conn)
+        with self.write() as c:
+            return run(c)
 
     # ------------------------------------------------------------ partitions & results
 

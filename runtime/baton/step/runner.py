@@ -22,7 +22,13 @@ from types import MappingProxyType
 from typing import Any
 
 from baton.domain import BatchStatus, ExitCode
-from baton.errors import BatonError, DatabaseUnavailable, ImportFailed, InvalidDefinition
+from baton.errors import (
+    BatonError,
+    DatabaseUnavailable,
+    ImportFailed,
+    InvalidDefinition,
+    StepFenced,
+)
 from baton.loading import add_import_paths, build
 from baton.repository import ContextDelta, JobExecution, JobRepository, StepExecution
 from baton.spec import BatchJob, StepBody
@@ -258,6 +264,9 @@ def _execute(
             status, counts, description = BatchStatus.COMPLETED, None, ""
     except DatabaseUnavailable:
         raise
+    except StepFenced as e:
+        log.error("%s", e)
+        return ExitCode.FATAL
     except BaseException as e:
         fatal = isinstance(e, FATAL_ERRORS)
         log.error("step %s failed: %s", spec.name, error_text(e))
@@ -269,6 +278,7 @@ def _execute(
             description=describe_failure(e),
             peak_memory_kb=peak_memory_kb(),
             counts=chunk.counts if chunk is not None else None,
+            only_running=True,
         )
         if isinstance(e, KeyboardInterrupt | SystemExit):
             raise
@@ -278,7 +288,7 @@ def _execute(
     delta = None
     if not isinstance(ctx.context, MappingProxyType):
         delta = ContextDelta.between(context_before, ctx.context)
-    repo.finish_step(
+    if not repo.finish_step(
         step,
         status,
         counts=counts,
@@ -288,7 +298,16 @@ def _execute(
         result=result,
         peak_memory_kb=peak_memory_kb(),
         context_delta=delta,
-    )
+        only_running=True,
+    ):
+        log.error(
+            "step execution %s ('%s') was ended by someone else (declared lost or recovered); "
+            "its outcome %s is not recorded",
+            step.id,
+            spec.name,
+            status.value,
+        )
+        return ExitCode.FATAL
     if exit_code == CONTINUE:
         return ExitCode.CONTINUE
     return ExitCode.for_status(status)
