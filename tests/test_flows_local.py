@@ -470,3 +470,18 @@ def test_nightly_example_context_group_and_incarnations(sqlite_url: str) -> None
         "batch": "run-1",
         "rows": 500,
     }
+
+
+def test_start_next_takes_one_past_the_largest_run_id(op: JobOperator, repo: JobRepository) -> None:
+    spec = job(
+        {
+            "incrementer": "run.id",
+            "parameters": [{"name": "n", "type": "int", "default": 3}],
+            "steps": [{"name": "a", "tasklet": "flowjobs:total"}],
+        }
+    )
+    ids = [op.start_next_instance(spec).parameters.as_json()["run.id"] for _ in range(2)]
+    op.start(spec, {"run.id": 10})
+    ids.append(op.start_next_instance(spec).parameters.as_json()["run.id"])
+    assert ids == [1, 2, 11]
+    assert repo.next_run_id("flow") == 12

@@ -18,8 +18,10 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    Integer,
     Row,
     and_,
+    cast,
     case,
     func,
     insert,
@@ -336,13 +338,17 @@ class JobRepository:
     def next_run_id(self, job_name: str, param: str = "run.id") -> int:
         """The incrementer: one more than the largest ``run.id`` any instance used."""
         with self._read() as conn:
-            values = conn.execute(
-                select(JobParameterRow.value)
+            top = conn.execute(
+                select(func.max(cast(JobParameterRow.value, Integer)))
                 .join(E, E.id == JobParameterRow.execution_id)
                 .join(JobInstanceRow, JobInstanceRow.id == E.instance_id)
-                .where(JobInstanceRow.job_name == job_name, JobParameterRow.name == param)
-            ).scalars()
-            return max((int(v) for v in values), default=0) + 1
+                .where(
+                    JobInstanceRow.job_name == job_name,
+                    JobParameterRow.name == param,
+                    JobParameterRow.type == ParamType.INT.value,
+                )
+            ).scalar()
+            return int(top or 0) + 1
 
     # ------------------------------------------------------------ queries
 
