@@ -53,6 +53,20 @@ def wait_phase(
         raise
 
 
+def wait_condition(
+    kubectl: Kubectl, ns: str, name: str, type_: str, *, status_: str = "False", reason: str = ""
+) -> dict[str, Any]:
+    """Until the execution has condition ``type_`` with this status (and reason)."""
+
+    def check() -> dict[str, Any] | None:
+        for c in status(kubectl, ns, name).get("conditions") or []:
+            if c["type"] == type_ and c["status"] == status_ and reason in (c["reason"], ""):
+                return dict(c)
+        return None
+
+    return dict(kubectl.wait_until(f"{name}: condition {type_}={status_}", check, timeout=60))
+
+
 def operator_logs(kubectl: Kubectl) -> str:
     return kubectl("-n", SYSTEM, "logs", "deploy/baton", "--tail=200", check=False).stdout
 

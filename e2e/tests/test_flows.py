@@ -17,7 +17,16 @@ import pytest
 import yaml
 from conftest import Database, Kubectl, Postgres
 
-from .support import REPO, apply_job, execution, jobs, patch, status, wait_phase
+from .support import (
+    REPO,
+    apply_job,
+    execution,
+    jobs,
+    patch,
+    status,
+    wait_condition,
+    wait_phase,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -105,14 +114,7 @@ def test_abandon_compensates_a_stopped_saga(
     assert postgres.sql(CY, operator.name) == "0"
     # an abandoned saga never runs again
     patch(kubectl, ns, "cy", {"restart": 1})
-    kubectl.wait_until(
-        "the Restarted=False condition",
-        lambda: any(
-            c["type"] == "Restarted" and c["status"] == "False"
-            for c in status(kubectl, ns, "cy").get("conditions", [])
-        ),
-        timeout=60,
-    )
+    wait_condition(kubectl, ns, "cy", "Restarted")
     assert status(kubectl, ns, "cy")["phase"] == "Compensated"
 
 

@@ -17,6 +17,7 @@ from .support import (
     RELEASE,
     REPO,
     SYSTEM,
+    wait_condition,
 )
 from .support import (
     apply_job as _apply_job,
@@ -143,25 +144,11 @@ def test_abandon_refuses_restart_and_completed_instance_rejects(
     _execution(kubectl, ns, "ab", "count-numbers", {"count": 30, "delayMs": 300}, **wd)
     _wait_phase(kubectl, ns, "ab", "Running")
     _patch(kubectl, ns, "ab", {"abandon": True})  # wrong state: a condition
-    kubectl.wait_until(
-        "the WrongState condition",
-        lambda: any(
-            c["type"] == "Abandoned" and c["reason"] == "WrongState"
-            for c in _status(kubectl, ns, "ab").get("conditions", [])
-        ),
-        timeout=60,
-    )
+    wait_condition(kubectl, ns, "ab", "Abandoned", reason="WrongState")
     _patch(kubectl, ns, "ab", {"stop": True})
     st = _wait_phase(kubectl, ns, "ab", "Abandoned", timeout=180)
     _patch(kubectl, ns, "ab", {"restart": 1})
-    kubectl.wait_until(
-        "the Restarted=False condition",
-        lambda: any(
-            c["type"] == "Restarted" and c["status"] == "False"
-            for c in _status(kubectl, ns, "ab").get("conditions", [])
-        ),
-        timeout=60,
-    )
+    wait_condition(kubectl, ns, "ab", "Restarted")
     assert _status(kubectl, ns, "ab")["phase"] == "Abandoned"
 
 
