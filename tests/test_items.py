@@ -537,3 +537,30 @@ def test_file_writer_refuses_to_resume_a_file_shorter_than_its_checkpoint(tmp_pa
     with pytest.raises(BatonError, match="it has 0 bytes"):
         JsonLinesWriter(path).open(ctx)
     assert not path.exists()
+
+
+def test_totals_count_records_not_lines(tmp_path: Path) -> None:
+    """The progress total: a quoted CSV field spanning lines is one record, blank lines
+    are none; after a restart the records already read are not counted again."""
+    from baton.items import CsvReader, JsonLinesReader
+
+    csv_file = tmp_path / "multi.csv"
+    csv_file.write_text('id,note\n1,"two\nlines"\n\n2,plain\n3,"a,b"\n')
+    reader = CsvReader(csv_file)
+    reader.open({})
+    assert reader.total() == 3
+    assert len(list(iter(reader.read, None))) == 3
+    reader.close()
+    jsonl = tmp_path / "blank.jsonl"
+    jsonl.write_text('{"a": 1}\n\n{"a": 2}\n   \n{"a": 3}')
+    lines = JsonLinesReader(jsonl)
+    ctx: dict[str, Any] = {}
+    lines.open(ctx)
+    assert lines.total() == 3
+    lines.read()
+    lines.update(ctx)
+    lines.close()
+    again = JsonLinesReader(jsonl)
+    again.open(ctx)
+    assert again.total() == 2
+    again.close()

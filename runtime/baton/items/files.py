@@ -77,10 +77,11 @@ class _FileReader:
             self._file = None
 
     def total(self) -> int | None:
-        return max(_count_lines(self.path) - self._header_lines() - self._restart_at, 0)
+        return max(self._count_records() - self._restart_at, 0)
 
-    def _header_lines(self) -> int:
-        return 0
+    def _count_records(self) -> int:
+        """Records in the file (for the progress total), without parsing them."""
+        return _count_lines(self.path)
 
 
 class CsvReader(_FileReader):
@@ -106,14 +107,23 @@ class CsvReader(_FileReader):
             return iter(csv.DictReader(f, delimiter=self.delimiter))
         return iter(csv.reader(f, delimiter=self.delimiter))
 
-    def _header_lines(self) -> int:
-        return 1 if self.header else 0
+    def _count_records(self) -> int:
+        # csv's own parser: a quoted field may span lines; DictReader skips blank rows
+        with self.path.open(encoding=self.encoding, newline="") as f:
+            rows = csv.reader(f, delimiter=self.delimiter)
+            if not self.header:
+                return sum(1 for _ in rows)
+            return max(sum(1 for row in rows if row) - 1, 0)
 
 
 class JsonLinesReader(_FileReader):
     """One JSON value per non-empty line."""
 
     name = "jsonl"
+
+    def _count_records(self) -> int:
+        with self.path.open("rb") as f:
+            return sum(1 for line in f if line.strip())
 
     def _open_records(self, f: IO[str]) -> Iterator[Any]:
         for lineno, line in enumerate(f, 1):
