@@ -250,7 +250,9 @@ def test_a_unit_ended_by_someone_else_commits_nothing_more(db_url: str) -> None:
     wait_for_commits(db_url, eid, 3)
     repo = JobRepository(db_url)
     load = next(s for s in repo.step_executions(eid) if s.step_name == "load")
-    assert repo.finish_step(load, BatchStatus.FAILED, description="declared lost", only_running=True)
+    assert repo.finish_step(
+        load, BatchStatus.FAILED, description="declared lost", only_running=True
+    )
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == ExitCode.FAILED, stderr
     assert "was ended by someone else" in stderr
