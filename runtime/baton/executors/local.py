@@ -218,8 +218,7 @@ class LocalExecutor:
         cmd = [
             sys.executable,
             "-m",
-            "baton",
-            "step",
+            "baton.step",  # `baton step` without the CLI's imports (what pods run)
             str(execution.id),
             key.step,
             "--kind",
