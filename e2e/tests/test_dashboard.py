@@ -202,7 +202,7 @@ def test_every_dashboard_query_works_in_a_real_prometheus(
         workingDir="/opt/baton/examples/numbers",
     )  # fmt: skip
     execution(
-        kubectl, ns, "bob", "onboard-user", {"user": "bob", "failAt": "init-settings"},
+        kubectl, ns, "bob", "onboard-user", {"user": "dash", "failAt": "init-settings"},
         workingDir="/opt/baton/examples/saga",
     )  # fmt: skip
     assert wait_phase(kubectl, ns, "counted", "Completed", "Failed")["phase"] == "Completed"
