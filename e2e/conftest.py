@@ -56,6 +56,25 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     return rep
 
 
+_MEASURES: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    # Scenarios print "MEASURE ..." lines; collect them whatever the capture mode.
+    if report.when == "call":
+        _MEASURES.extend(
+            line.strip() for line in report.capstdout.splitlines() if "MEASURE " in line
+        )
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The measurements of the run, together at the end (also when output is captured)."""
+    if _MEASURES:
+        terminalreporter.section("measurements")
+        for line in _MEASURES:
+            terminalreporter.write_line(line)
+
+
 def read_env_file() -> dict[str, str]:
     for candidate in ENV_CANDIDATES:
         if candidate and os.path.isfile(candidate):
