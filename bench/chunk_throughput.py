@@ -25,11 +25,9 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, MutableMapping
 from contextlib import contextmanager
@@ -39,6 +37,7 @@ from typing import Any
 
 from baton import BatchJob, BatchStatus, JobOperator, JobRepository, SqlWriter
 from baton.repository import normalize_url
+from benchdb import fresh_database, server_url
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -544,34 +543,6 @@ def _per(c: ExecutionCount) -> str:
 # ---------------------------------------------------------------- command line
 
 
-def _server_url(given: str | None) -> str:
-    url = given or os.environ.get("BATON_TEST_PG_URL")
-    if url:
-        return normalize_url(url)
-    out = subprocess.run(
-        [str(ROOT / "scripts" / "postgres.sh"), "start"],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return normalize_url(out.stdout.strip().splitlines()[-1])
-
-
-@contextmanager
-def fresh_database(server_url: str) -> Iterator[str]:
-    """A new, empty database on the server of ``server_url``, dropped afterwards."""
-    name = f"baton_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(False)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--rows", type=int, default=100_000, help="rows per timed run")
@@ -613,7 +584,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.db_url:
         result = go(args.db_url)
     else:
-        with fresh_database(_server_url(args.pg_url)) as url:
+        with fresh_database(server_url(args.pg_url)) as url:
             result = go(url)
     report(result)
     return 0 if result.same_statements_per_chunk else 1

@@ -39,9 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +48,7 @@ from baton.repository import normalize_url
 from baton.step.runner import plan_partitions
 from baton_operator.config import OperatorConfig
 from baton_operator.manifests import step_job
+from benchdb import fresh_database, server_url
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -434,34 +433,6 @@ def report(result: BenchResult, say: Callable[[str], None] = print, verbose: boo
 # ---------------------------------------------------------------- command line
 
 
-def _server_url(given: str | None) -> str:
-    url = given or os.environ.get("BATON_TEST_PG_URL")
-    if url:
-        return normalize_url(url)
-    out = subprocess.run(
-        [str(ROOT / "scripts" / "postgres.sh"), "start"],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    return normalize_url(out.stdout.strip().splitlines()[-1])
-
-
-@contextmanager
-def fresh_database(server_url: str) -> Iterator[str]:
-    """A new, empty database on the server of ``server_url``, dropped afterwards."""
-    name = f"baton_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(False)
-    finally:
-        with admin.connect() as c:
-            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     p.add_argument("--processes", type=int, default=100, help="units (pods) per batch")
@@ -502,7 +473,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.db_url:
         result = go(args.db_url)
     else:
-        with fresh_database(_server_url(args.pg_url)) as url:
+        with fresh_database(server_url(args.pg_url)) as url:
             result = go(url)
     report(result, verbose=args.verbose)
     return 0

@@ -17,6 +17,7 @@ BENCH = Path(__file__).resolve().parent.parent / "bench" / "chunk_throughput.py"
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
     # Registered under its own name so that its `module:attr` references resolve.
+    sys.path.insert(0, str(BENCH.parent))  # as when run as a script: bench/ importable
     spec = importlib.util.spec_from_file_location("chunk_throughput", BENCH)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -17,6 +17,7 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
+    sys.path.insert(0, str(BENCH.parent))  # as when run as a script: bench/ importable
     spec = importlib.util.spec_from_file_location("step_startup", BENCH)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
