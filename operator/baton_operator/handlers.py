@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -94,14 +95,40 @@ def execution_tick(name: str, namespace: str | None, **_: Any) -> None:
     _reconcile(namespace, name)
 
 
-@kopf.on.event("batch", "v1", "jobs", labels={LABEL_EXECUTION: kopf.PRESENT})
+JOB_ENDS = frozenset({"Complete", "Failed", "SuccessCriteriaMet", "FailureTarget"})
+
+
+def job_ended(
+    type: str | None, status: Mapping[str, Any], meta: Mapping[str, Any], **_: Any
+) -> bool:
+    """Only a Job's end (or its deletion, or the first listing) can change a decision:
+    while it runs, its pod counters change with every pod of an Indexed Job, and the
+    progress they show is the repository's, mirrored by the timer. Skipping those
+    events keeps the operator's work per execution flat in the number of partitions."""
+    if type in (None, "DELETED") or meta.get("deletionTimestamp"):
+        return True
+    return any(
+        c.get("type") in JOB_ENDS and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+
+
+def disrupted(status: Mapping[str, Any], **_: Any) -> bool:
+    """A pod condition DisruptionTarget=True: an eviction, drain or preemption."""
+    return any(
+        c.get("type") == "DisruptionTarget" and c.get("status") == "True"
+        for c in status.get("conditions") or []
+    )
+
+
+@kopf.on.event("batch", "v1", "jobs", labels={LABEL_EXECUTION: kopf.PRESENT}, when=job_ended)
 def job_event(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
-    """A step Job changed (pods started, finished, failed): reconcile its owner."""
+    """A step Job ended or went away: reconcile its owner."""
     assert namespace is not None
     _reconcile(namespace, labels[LABEL_EXECUTION])
 
 
-@kopf.on.event("", "v1", "pods", labels={LABEL_EXECUTION: kopf.PRESENT})
+@kopf.on.event("", "v1", "pods", labels={LABEL_EXECUTION: kopf.PRESENT}, when=disrupted)
 def pod_event(
     namespace: str | None, name: str, labels: kopf.Labels, status: kopf.Status, **_: Any
 ) -> None:
