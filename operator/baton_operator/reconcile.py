@@ -591,12 +591,15 @@ def reconcile(
                     alive = live(step, kind)
                     if not alive:
                         owned = [j for j in mine if j.step == step and j.kind == kind]
-                        why = (
-                            f"its Job {owned[-1].name} ended "
-                            f"({owned[-1].failed_reason or 'finished'}) without recording an end"
-                            if owned
-                            else "its Job is gone"
-                        )
+                        if not owned:
+                            why = "its Job is gone"
+                        elif owned[-1].deleting:
+                            why = f"its Job {owned[-1].name} is gone (deleted)"
+                        else:
+                            ended = owned[-1].failed_reason or "finished"
+                            why = (
+                                f"its Job {owned[-1].name} ended ({ended}) without recording an end"
+                            )
                         end = BatchStatus.STOPPED if stopping else BatchStatus.FAILED
                         units = tuple(r.partition for r in rows)
                         text = f"{kind} '{step}': {why}"

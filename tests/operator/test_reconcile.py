@@ -297,3 +297,11 @@ def test_status_patch_is_a_json_merge_patch() -> None:
         "phases": {"Completed": 1, "Running": None},
         "gone": None,
     }
+
+
+def test_a_unit_whose_job_is_being_deleted_is_lost_as_gone() -> None:
+    repo = RepositoryState(execution(BatchStatus.STARTED), (step("prepare", BatchStatus.STARTED),))
+    deleting = ObservedJob(name="bx-1-prepare", step="prepare", job_execution_id=7, deleting=True)
+    actions = run(bx({"jobExecutionId": 7}), repo, [deleting])
+    fail = next(a for a in actions if isinstance(a, FailUnits))
+    assert fail.description == "step 'prepare': its Job bx-1-prepare is gone (deleted)"
