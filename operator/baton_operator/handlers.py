@@ -129,13 +129,9 @@ def job_event(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
 
 
 @kopf.on.event("", "v1", "pods", labels={LABEL_EXECUTION: kopf.PRESENT}, when=disrupted)
-def pod_event(
-    namespace: str | None, name: str, labels: kopf.Labels, status: kopf.Status, **_: Any
-) -> None:
+def pod_event(namespace: str | None, name: str, labels: kopf.Labels, **_: Any) -> None:
     """A step pod about to be evicted, drained or preempted (DisruptionTarget): record
     it, so a stop it causes can restart by itself (spec.autoRestart.onDisruption)."""
-    assert namespace is not None
-    for cond in status.get("conditions") or []:
-        if cond.get("type") == "DisruptionTarget" and cond.get("status") == "True":
-            attempt = int(labels.get(LABEL_ATTEMPT, "0"))
-            operator().record_disruption(namespace, labels[LABEL_EXECUTION], name, attempt)
+    assert namespace is not None  # only disrupted pods get here (when=disrupted)
+    attempt = int(labels.get(LABEL_ATTEMPT, "0"))
+    operator().record_disruption(namespace, labels[LABEL_EXECUTION], name, attempt)

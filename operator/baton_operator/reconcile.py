@@ -417,6 +417,7 @@ def reconcile(
 
     cur_status = current.status
     snapshot = BatchJob.model_validate(current.job_spec)
+    state = flow_state(current, repo)
 
     # ---- control fields
     if spec.stop and cur_status in (BatchStatus.STARTING, BatchStatus.STARTED):
@@ -426,12 +427,10 @@ def reconcile(
         patch()
         return actions
 
-    settled = cur_status in (BatchStatus.ABANDONED, *COMPENSATION_ENDS) or (
-        flow_state(current, repo).abandoning
-    )
+    settled = cur_status in (BatchStatus.ABANDONED, *COMPENSATION_ENDS) or state.abandoning
     if spec.abandon and not settled:
         if can_abandon(cur_status):
-            saga = compensates_on_abandon(snapshot.spec, flow_state(current, repo))
+            saga = compensates_on_abandon(snapshot.spec, state)
             actions.append(AbandonExecution(current.id, compensate=saga))
             text = "abandoned; compensating first" if saga else "abandoned; it will never restart"
             actions.append(Event("Normal", "Abandoned", text))
@@ -569,7 +568,7 @@ def reconcile(
                 return True
             return False
 
-        for act in next_actions(snapshot.spec, flow_state(current, repo)):
+        for act in next_actions(snapshot.spec, state):
             if isinstance(act, Finish):
                 if any(r.status.running for r in repo.steps):
                     continue  # never end an execution under a running unit
