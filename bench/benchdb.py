@@ -5,14 +5,16 @@ from __future__ import annotations
 import os
 import subprocess
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from baton.repository.engine import normalize_url
 from sqlalchemy import create_engine, make_url, text
 
 ROOT = Path(__file__).resolve().parent.parent
+T = TypeVar("T")
 
 
 def server_url(given: str | None) -> str:
@@ -42,3 +44,12 @@ def fresh_database(server_url: str) -> Iterator[str]:
         with admin.connect() as c:
             c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def in_database(db_url: str | None, pg_url: str | None, run: Callable[[str], T]) -> T:
+    """``run`` in ``db_url`` as it is, else in a throwaway database on the PostgreSQL
+    server (``pg_url``, $BATON_TEST_PG_URL or the private one)."""
+    if db_url:
+        return run(db_url)
+    with fresh_database(server_url(pg_url)) as url:
+        return run(url)

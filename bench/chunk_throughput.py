@@ -37,7 +37,7 @@ from typing import Any
 
 from baton import BatchJob, BatchStatus, JobOperator, JobRepository, SqlWriter
 from baton.repository import normalize_url
-from benchdb import fresh_database, server_url
+from benchdb import in_database
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -581,11 +581,7 @@ def main(argv: list[str] | None = None) -> int:
             history_rows=args.history_rows,
         )
 
-    if args.db_url:
-        result = go(args.db_url)
-    else:
-        with fresh_database(server_url(args.pg_url)) as url:
-            result = go(url)
+    result = in_database(args.db_url, args.pg_url, go)
     report(result)
     return 0 if result.same_statements_per_chunk else 1
 

@@ -48,7 +48,7 @@ from baton.repository import normalize_url
 from baton.step.runner import plan_partitions
 from baton_operator.config import OperatorConfig
 from baton_operator.manifests import step_job
-from benchdb import fresh_database, server_url
+from benchdb import in_database
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -470,11 +470,7 @@ def main(argv: list[str] | None = None) -> int:
             command=args.command,
         )
 
-    if args.db_url:
-        result = go(args.db_url)
-    else:
-        with fresh_database(server_url(args.pg_url)) as url:
-            result = go(url)
+    result = in_database(args.db_url, args.pg_url, go)
     report(result, verbose=args.verbose)
     return 0
 

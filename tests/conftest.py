@@ -3,12 +3,14 @@ real server (``make test`` starts one), on PostgreSQL; helpers to run the CLI.""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from baton.repository import JobRepository, normalize_url
@@ -16,6 +18,22 @@ from sqlalchemy import create_engine, text
 
 ROOT = Path(__file__).resolve().parent.parent
 JOBS = Path(__file__).resolve().parent / "jobs"
+
+
+def load_bench(name: str) -> ModuleType:
+    """A bench/ script as a module, registered under its own name (so its `module:attr`
+    references resolve) with bench/ importable, as when it runs as a script."""
+    path = ROOT / "bench" / f"{name}.py"
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
 PG_URL = os.environ.get("BATON_TEST_PG_URL")
 
 if os.environ.get("CI") and not PG_URL:

@@ -4,26 +4,15 @@ No timing is asserted."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
-
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "chunk_throughput.py"
+from conftest import load_bench
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    # Registered under its own name so that its `module:attr` references resolve.
-    sys.path.insert(0, str(BENCH.parent))  # as when run as a script: bench/ importable
-    spec = importlib.util.spec_from_file_location("chunk_throughput", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["chunk_throughput"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("chunk_throughput")
 
 
 def test_bench_runs_and_statements_per_chunk_do_not_grow(bench: ModuleType, db_url: str) -> None:

@@ -4,26 +4,17 @@ asserted."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
 from types import ModuleType
 
 import pytest
+from conftest import load_bench
 
-BENCH = Path(__file__).resolve().parent.parent / "bench" / "step_startup.py"
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def bench() -> ModuleType:
-    sys.path.insert(0, str(BENCH.parent))  # as when run as a script: bench/ importable
-    spec = importlib.util.spec_from_file_location("step_startup", BENCH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["step_startup"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_bench("step_startup")
 
 
 def test_bench_runs_pod_units_and_counts_their_statements(bench: ModuleType, db_url: str) -> None:
