@@ -4,6 +4,8 @@ and helpers are in conftest.py and support.py)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -222,6 +224,11 @@ def test_metrics_match_status(kubectl: Kubectl, ns: str, operator: Database) -> 
     assert read and float(read[0].split()[-1]) >= 777
 
 
+def _local_only(e2e_env: dict[str, str]) -> None:
+    if e2e_env.get("E2E_PROVIDER", "local") != "local":
+        pytest.skip("needs the step processes on this machine (local provider)")
+
+
 def _step_processes(execution_id: int, index: int | None) -> list[int]:
     """PIDs (on this node) of the step pods' `baton step EXECUTION_ID load` processes
     whose Indexed Job index is ``index`` (any, for None)."""
@@ -250,11 +257,7 @@ def test_killed_partition_resumes_from_its_checkpoint(
     """kill -9 of one partition's process (as an OOM kill would): the Job retries that
     index (backoffLimitPerIndex), which resumes from its last committed chunk; every
     row is written exactly once."""
-    if e2e_env.get("E2E_PROVIDER", "local") != "local":
-        pytest.skip("needs the step processes on this machine (local provider)")
-    import os
-    import signal
-
+    _local_only(e2e_env)
     kubectl.apply(
         yaml.safe_load((REPO / "examples" / "numbers" / "partitioned.yaml").read_text()), ns
     )
@@ -536,11 +539,7 @@ def test_stale_execution_is_failed_automatically_then_restarts(
     """The step's Job vanishes and its process dies without a word (kill -9): the
     repository still says STARTED. The operator notices, marks the execution FAILED
     (restartable), and a restart resumes from the last checkpoint, exactly once."""
-    if e2e_env.get("E2E_PROVIDER", "local") != "local":
-        pytest.skip("needs the step processes on this machine (local provider)")
-    import os
-    import signal
-
+    _local_only(e2e_env)
     _apply_job(kubectl, ns, "numbers")
     _execution(
         kubectl, ns, "stale", "count-numbers", {"count": 2400, "delayMs": 8},
