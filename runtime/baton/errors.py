@@ -83,3 +83,17 @@ class StepFenced(BatonError):
     operator, or recovered): it must stop without committing anything more."""
 
     exit_code = ExitCode.FATAL
+
+
+class DatabaseBusy(DatabaseUnavailable):
+    """Another process held the repository's write lock longer than the busy timeout
+    (SQLite: BATON_DB_BUSY_TIMEOUT); nothing was changed, trying again may work."""
+
+
+class InvalidSetting(BatonError):
+    """An environment setting (BATON_*) has a value Baton cannot use."""
+
+
+class InvalidContext(BatonError):
+    """A value that a job or step context cannot store (and give back as it was): the
+    message names the key and the type."""

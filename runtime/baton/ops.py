@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from baton.domain import (
     can_stop,
 )
 from baton.errors import (
+    BatonError,
     InvalidParameters,
     JobExecutionAlreadyRunning,
     UnexpectedJobExecutionState,
@@ -25,8 +27,7 @@ from baton.errors import (
 )
 from baton.executors.local import LocalExecutor, Tick, owner_alive, this_owner
 from baton.flow import ABANDONED, FlowState, compensates_on_abandon
-from baton.loading import add_import_paths, resolve, resolve_exception
-from baton.registry import RegisteredJob
+from baton.registry import RegisteredJob, check_components
 from baton.repository import (
     JobExecution,
     JobInstance,
@@ -34,9 +35,20 @@ from baton.repository import (
     SkippedItem,
     StepExecution,
 )
+from baton.repository.store import jsonable
 from baton.spec import BatchJob
 
 Launched = Callable[[JobExecution], None]
+
+
+@dataclass
+class Listing:
+    """Executions as a listing shows them: each with whether its process is gone
+    (True: it ran on this host and is gone; False: alive; None: not running, or it
+    runs elsewhere and cannot be told from here), and those the listing recovered."""
+
+    rows: list[tuple[JobExecution, bool | None]] = field(default_factory=list)
+    recovered: list[JobExecution] = field(default_factory=list)
 
 
 class JobExplorer:
@@ -188,16 +200,28 @@ class JobOperator:
         *,
         source_dir: Path | None = None,
         context: Mapping[str, Any] | None = None,
+        next_instance: bool = False,
     ) -> JobExecution:
         """Create the execution (restart rules applied) without running it; ``context``
-        seeds the job context of a new instance."""
+        seeds the job context of a new instance. ``next_instance``: a new instance, its
+        incrementer (``run.id``) taken inside the launch transaction, so concurrent
+        launches never share one."""
         if isinstance(job, RegisteredJob):
             source_dir = source_dir or job.source_dir
             job = job.job
-        bound = job.spec.bind(dict(params or {}))
+        raw = dict(params or {})
+        incrementer = job.spec.incrementer if next_instance else None
+        if next_instance:
+            if not incrementer:
+                raise InvalidParameters(
+                    f"job '{job.name}' has no incrementer; add 'incrementer: run.id'"
+                )
+            raw.pop(incrementer, None)
+        bound = job.spec.bind(raw)
         if self.check_imports:
             check_imports(job, source_dir)
-        self._recover_dead_last(job.name, bound.key())
+        if not next_instance:
+            self._recover_dead_last(job.name, bound.key())
         return self.repository.launch(
             job.name,
             job.dump(),
@@ -206,6 +230,7 @@ class JobOperator:
             source_dir=str(source_dir.resolve()) if source_dir else None,
             owner=this_owner(),
             context=context,
+            next_id=incrementer,
         )
 
     def run(self, execution: JobExecution) -> JobExecution:
@@ -221,8 +246,11 @@ class JobOperator:
         source_dir: Path | None = None,
         on_launched: Launched | None = None,
         context: Mapping[str, Any] | None = None,
+        next_instance: bool = False,
     ) -> JobExecution:
-        execution = self.launch(job, params, source_dir=source_dir, context=context)
+        execution = self.launch(
+            job, params, source_dir=source_dir, context=context, next_instance=next_instance
+        )
         if on_launched:
             on_launched(execution)
         return self.run(execution)
@@ -236,17 +264,16 @@ class JobOperator:
         on_launched: Launched | None = None,
         context: Mapping[str, Any] | None = None,
     ) -> JobExecution:
-        """A new instance: the incrementer's ``run.id`` one past the largest used."""
-        definition = job.job if isinstance(job, RegisteredJob) else job
-        if not definition.spec.incrementer:
-            raise InvalidParameters(
-                f"job '{definition.name}' has no incrementer; add 'incrementer: run.id'"
-            )
-        raw = dict(params or {})
-        raw[definition.spec.incrementer] = self.repository.next_run_id(
-            definition.name, definition.spec.incrementer
+        """A new instance: the incrementer's ``run.id`` one past the largest used, taken
+        in the launch transaction (concurrent calls get distinct instances)."""
+        return self.start(
+            job,
+            params,
+            source_dir=source_dir,
+            on_launched=on_launched,
+            context=context,
+            next_instance=True,
         )
-        return self.start(job, raw, source_dir=source_dir, on_launched=on_launched, context=context)
 
     def restart(self, execution_id: int, *, on_launched: Launched | None = None) -> JobExecution:
         """A new execution of the same instance, resuming from its checkpoints.
@@ -362,6 +389,30 @@ class JobOperator:
             execution, BatchStatus.FAILED, "recovered: the process running it was gone", "recover"
         )
 
+    def list_executions(
+        self, job: str | None = None, *, running: bool = False, limit: int | None = None
+    ) -> Listing:
+        """Executions, newest first, as ``baton executions`` lists them. One that the
+        repository says is running but whose process ran on this host and is gone is
+        recovered first (FAILED, as ``recover`` and ``restart`` do), so that ``running``
+        lists only what runs; if that write cannot be made (the database is busy, or
+        the execution changed meanwhile), it is listed as found, its process marked gone."""
+        listing = Listing()
+        for execution in self.explorer.executions(job, running=running, limit=limit):
+            gone = _process_gone(execution)
+            if gone:
+                try:
+                    recovered = self.recover(execution.id, quiet=True)
+                except BatonError:  # busy, or changed meanwhile: list it as found
+                    recovered = execution
+                if not recovered.status.running:
+                    listing.recovered.append(recovered)
+                    if running:
+                        continue
+                    execution, gone = recovered, None
+            listing.rows.append((execution, gone))
+        return listing
+
     def _recover_dead_last(self, job_name: str, key: str) -> None:
         """Before a launch: the instance's last execution, left running by a process that
         is gone, becomes FAILED so the restart rules see what really happened."""
@@ -370,18 +421,18 @@ class JobOperator:
             self.recover(last.id, quiet=True)
 
 
+def _process_gone(execution: JobExecution) -> bool | None:
+    """For a running execution: whether the process that runs it (on this host) is gone."""
+    if not execution.status.running:
+        return None
+    alive = owner_alive(execution.owner)
+    return None if alive is None else not alive
+
+
 def check_imports(job: BatchJob, source_dir: Path | None) -> None:
     """Resolve every ``module:attr`` and exception name before anything is recorded,
     so a typo is one clear error instead of a failed execution."""
-    add_import_paths([source_dir, Path.cwd()])
-    for step in job.spec.steps:
-        refs = [step.tasklet] if step.tasklet else []
-        if step.chunk is not None:
-            refs += [r for r in (step.chunk.reader, step.chunk.processor, step.chunk.writer) if r]
-            for name in (*step.chunk.skip, *step.chunk.retry):
-                resolve_exception(name)
-        for ref in refs:
-            resolve(ref)
+    check_components(job, source_dir)
 
 
 # ---------------------------------------------------------------- summaries
@@ -428,7 +479,7 @@ def summarize(e: JobExecution, steps: list[StepExecution]) -> dict[str, Any]:
         "createTime": _iso(e.created_at),
         "startTime": _iso(e.start_time),
         "endTime": _iso(e.end_time),
-        "context": e.context,
+        "context": jsonable(e.context),  # datetime, Decimal, UUID as text
         "steps": [step_summary(s) for s in steps],
     }
 
@@ -442,6 +493,7 @@ __all__ = [
     "JobExplorer",
     "JobOperator",
     "JobParameter",
+    "Listing",
     "ParamType",
     "step_summary",
     "summarize",

@@ -1,5 +1,6 @@
 """The job repository: schema, migrations and queries (Spring Batch's JobRepository)."""
 
+from baton.repository.codec import decode_context, encode_context
 from baton.repository.engine import DEFAULT_URL, normalize_url, redact
 from baton.repository.records import JobExecution, JobInstance, SkippedItem, StepExecution
 from baton.repository.store import ContextDelta, Counts, JobRepository
@@ -13,6 +14,8 @@ __all__ = [
     "JobRepository",
     "SkippedItem",
     "StepExecution",
+    "decode_context",
+    "encode_context",
     "normalize_url",
     "redact",
 ]

@@ -7,18 +7,22 @@ request is noticed without another query. Everything else is off the hot path.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+import math
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
-    Integer,
+    Numeric,
     Row,
     and_,
     case,
@@ -30,7 +34,7 @@ from sqlalchemy import (
     text,
     update,
 )
-from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
 from baton.domain import (
@@ -46,6 +50,9 @@ from baton.domain import (
 from baton.errors import (
     DatabaseUnavailable,
     InstanceCompensated,
+    InvalidContext,
+    InvalidDefinition,
+    InvalidParameters,
     JobExecutionAlreadyRunning,
     JobInstanceAlreadyComplete,
     JobRestartRejected,
@@ -55,11 +62,14 @@ from baton.errors import (
     StepFenced,
     UnexpectedJobExecutionState,
 )
+from baton.repository.codec import decode_context, encode_context
 from baton.repository.engine import (
     SCHEMA_REVISION,
+    has_password,
+    is_unavailable,
     make_engine,
     migrate,
-    redact,
+    unavailable,
     version_table,
     write_transaction,
 )
@@ -76,6 +86,8 @@ from baton.repository.schema import (
 
 T = TypeVar("T")
 STEP = "step"
+MAX_ID = 2**63 - 1  # BIGINT: a larger id cannot exist (and would not even bind)
+MAX_DEPTH = 100
 E = JobExecutionRow
 S = StepExecutionRow
 
@@ -94,16 +106,97 @@ def utcnow() -> dt.datetime:
 
 
 def jsonable(value: Any) -> Any:
-    """Items and results as JSON: as they are when they can be, else their repr."""
+    """Items, results and partition args as JSON both backends accept: as they are when
+    they can be; else containers converted element by element, dates as ISO text,
+    Decimal/UUID as text, NaN/infinity and anything else as its repr (never a value
+    PostgreSQL's ``json`` refuses, never a cycle)."""
     try:
-        json.dumps(value)
+        json.dumps(value, allow_nan=False)
         return value
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):
+        return _jsonable(value, set(), 0)
+
+
+def _jsonable(value: Any, seen: set[int], depth: int) -> Any:
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, Decimal | uuid.UUID):
+        return str(value)
+    key = id(value)
+    if key in seen or depth >= MAX_DEPTH:
+        return "<cycle>" if key in seen else repr(value)[:1000]
+    seen.add(key)
+    try:
         if hasattr(value, "_asdict"):
-            return jsonable(value._asdict())
-        if hasattr(value, "__dict__") and not isinstance(value, type):
-            return jsonable(vars(value))
+            value = value._asdict()
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            value = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        elif hasattr(value, "__dict__") and not isinstance(value, type) and not callable(value):
+            value = vars(value)
+        if isinstance(value, Mapping):
+            return {str(k): _jsonable(v, seen, depth + 1) for k, v in value.items()}
+        if isinstance(value, list | tuple | set | frozenset):
+            return [_jsonable(v, seen, depth + 1) for v in value]
         return repr(value)
+    finally:
+        seen.discard(key)
+
+
+def _text(value: str) -> str:
+    """Text both backends store: PostgreSQL refuses NUL, neither takes a lone surrogate."""
+    return value.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _check_parameters(params: JobParameters) -> None:
+    """Refuse parameters that one backend or the other cannot store as given."""
+    for p in params.items:
+        for what, value in (("name", p.name), ("value", p.text)):
+            problem = _text_problem(value)
+            if problem:
+                raise InvalidParameters(f"parameter {_text(p.name)!r}: its {what} {problem}")
+        if len(p.name) > 255:
+            raise InvalidParameters(f"parameter {p.name[:40]!r}...: name longer than 255")
+
+
+def _text_problem(value: str) -> str | None:
+    if "\x00" in value:
+        return "contains a NUL character"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "is not valid text (a lone surrogate)"
+    return None
+
+
+def _check_no_secrets(spec: Any, path: str = "") -> None:
+    """The job definition is stored whole (every step process reads it, ``show`` and the
+    operator print it): refuse a URL carrying a password anywhere in it, so that none
+    is ever stored. The password belongs in the environment (PGPASSWORD, a Secret)."""
+    if isinstance(spec, str):
+        if "@" in spec and has_password(spec):
+            raise InvalidDefinition(
+                f"{path or 'the job definition'} holds a URL with a password; the job "
+                "definition is stored in the repository, so a password must not be in it: "
+                "leave it out of the URL (postgresql://USER@HOST/DB) and give it to the "
+                "step through its environment (PGPASSWORD or ~/.pgpass; in a cluster from "
+                "a Secret)"
+            )
+    elif isinstance(spec, Mapping):
+        for k, v in spec.items():
+            _check_no_secrets(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(spec, list | tuple):
+        for i, v in enumerate(spec):
+            _check_no_secrets(v, f"{path}[{i}]")
+
+
+def _check_id(execution_id: int, what: str = "job execution") -> None:
+    """An id no row can have (negative, zero, past BIGINT) is simply not found."""
+    if not isinstance(execution_id, int) or not 0 < execution_id <= MAX_ID:
+        raise NoSuchExecution(f"no {what} with id {execution_id}")
 
 
 @dataclass
@@ -157,19 +250,27 @@ class ContextDelta:
     removed: set[str]
 
     @classmethod
-    def between(cls, before: dict[str, Any], after: dict[str, Any]) -> ContextDelta:
-        return cls(
+    def between(cls, before: Mapping[str, Any], after: Mapping[str, Any]) -> ContextDelta:
+        """The change; InvalidContext (naming the key) when a value set, or changed in
+        place, cannot be stored: raised here, where the step can still fail with it."""
+        delta = cls(
             {k: v for k, v in after.items() if k not in before or before[k] != v},
             set(before) - set(after),
         )
+        delta.encoded()
+        return delta
 
     @property
     def changed(self) -> bool:
         return bool(self.updated or self.removed)
 
-    def apply(self, context: dict[str, Any]) -> dict[str, Any]:
+    def encoded(self) -> dict[str, Any]:
+        return encode_context(self.updated, "job context")
+
+    def apply(self, context: Mapping[str, Any]) -> dict[str, Any]:
+        """Merge into a context in its stored (encoded) form."""
         merged = {k: v for k, v in context.items() if k not in self.removed}
-        merged.update(self.updated)
+        merged.update(self.encoded())
         return merged
 
 
@@ -189,8 +290,18 @@ class _SchemaNotCurrent(Exception):
 class JobRepository:
     """Instances, executions, parameters, step executions, contexts and skips."""
 
-    def __init__(self, url: str, *, engine: Engine | None = None, auto_migrate: bool = True):
-        self.engine = engine or make_engine(url)
+    def __init__(
+        self,
+        url: str,
+        *,
+        engine: Engine | None = None,
+        auto_migrate: bool = True,
+        interactive: bool = False,
+    ):
+        """``interactive``: a command a person waits for (stop, listings): on SQLite a
+        write waits 10 s, not 60 s, for another's write lock before DatabaseBusy
+        ($BATON_DB_BUSY_TIMEOUT overrides both)."""
+        self.engine = engine or make_engine(url, interactive=interactive)
         self.url = str(self.engine.url.render_as_string(hide_password=False))
         if auto_migrate:
             migrate(self.engine)
@@ -210,23 +321,24 @@ class JobRepository:
         try:
             with Session(self.engine) as session:
                 yield session
-        except OperationalError as e:
+        except DBAPIError as e:
             raise self._unavailable(e) from None
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A write transaction (the chunk loop uses it for its checkpoint)."""
+        """A write transaction (the chunk loop uses it for its checkpoint). A database
+        that is down, busy past the busy timeout or not one is DatabaseUnavailable (or
+        DatabaseBusy); an error about a statement (a user's writer's) stays as it is."""
         try:
             with write_transaction(self.engine) as conn:
                 yield conn
-        except OperationalError as e:
-            if _is_connection_error(e):
+        except DBAPIError as e:
+            if is_unavailable(e):
                 raise self._unavailable(e) from None
             raise
 
-    def _unavailable(self, e: OperationalError) -> DatabaseUnavailable:
-        reason = str(e.orig or e).strip().splitlines()[0] if str(e.orig or e).strip() else "error"
-        return DatabaseUnavailable(f"cannot reach database {redact(self.url)}: {reason}")
+    def _unavailable(self, e: DBAPIError) -> DatabaseUnavailable:
+        return unavailable(e, self.engine)
 
     # ------------------------------------------------------------ launch
 
@@ -240,25 +352,38 @@ class JobRepository:
         source_dir: str | None,
         owner: str | None,
         context: Mapping[str, Any] | None = None,
+        next_id: str | None = None,
     ) -> JobExecution:
         """Create the next JobExecution of the instance these parameters identify,
         applying the restart table atomically (the instance row is locked).
         ``context`` seeds the job context; on a restart what the instance's steps
-        already put there wins."""
-        key = params.key()
+        already put there wins. ``next_id`` (the incrementer, ``run.id``): add it, one
+        past the largest the job used, inside this transaction, which is serialized
+        per job, so concurrent start-next launches each get their own instance.
+
+        Nothing is recorded for what the repository cannot keep faithfully: a NUL or
+        a lone surrogate in a parameter (InvalidParameters), a password in the job
+        definition (InvalidDefinition: the snapshot is read by every step process and
+        shown by ``show``), a context value it cannot store (InvalidContext)."""
+        _check_parameters(params)
+        _check_no_secrets(job_spec)
+        try:
+            seed = encode_context(context or {}, "initial job context")
+        except InvalidContext as e:  # a launch input, like a parameter (the operator
+            raise InvalidParameters(str(e)) from None  # rejects those with a condition)
         for _ in range(3):
             try:
                 with self.write() as conn:
                     execution_id = self._launch(
                         conn,
                         job_name,
-                        key,
                         job_spec,
                         params,
                         prevent_restart,
                         source_dir,
                         owner,
-                        dict(context or {}),
+                        seed,
+                        next_id,
                     )
                 return self.get_execution(execution_id)
             except IntegrityError:
@@ -269,15 +394,25 @@ class JobRepository:
         self,
         conn: Connection,
         job_name: str,
-        key: str,
         job_spec: dict[str, Any],
         params: JobParameters,
         prevent_restart: bool,
         source_dir: str | None,
         owner: str | None,
         seed: dict[str, Any],
+        next_id: str | None,
     ) -> int:
         now = utcnow()
+        if conn.dialect.name == "postgresql":
+            # Launches of one job serialize (SQLite's BEGIN IMMEDIATE already does):
+            # the next run.id and the instance lookup see every earlier launch.
+            conn.execute(
+                text("SELECT pg_advisory_xact_lock(7234003, hashtext(:j))"), {"j": job_name}
+            )
+        if next_id is not None:
+            run_id = self._next_run_id(conn, job_name, next_id)
+            params = params.with_param(JobParameter(next_id, ParamType.INT, run_id, True))
+        key = params.key()
         q = select(JobInstanceRow.id).where(
             JobInstanceRow.job_name == job_name, JobInstanceRow.job_key == key
         )
@@ -303,6 +438,7 @@ class JobRepository:
             raise _REJECTIONS[verdict](
                 verdict_message(verdict, job_name, last.id if last else None)
             )
+        inherited = last.context if last is not None and isinstance(last.context, dict) else {}
         execution_id: int = conn.execute(
             insert(E).values(
                 instance_id=instance_id,
@@ -316,7 +452,7 @@ class JobRepository:
                 owner=owner,
                 source_dir=source_dir,
                 job_spec=job_spec,
-                context={**seed, **(last.context if last else {})},
+                context={**seed, **inherited},
             )
         ).inserted_primary_key[0]  # type: ignore[index]
         if params.items:
@@ -336,23 +472,28 @@ class JobRepository:
         return execution_id
 
     def next_run_id(self, job_name: str, param: str = "run.id") -> int:
-        """The incrementer: one more than the largest ``run.id`` any instance used."""
-        with self._read() as conn:
-            top = conn.execute(
-                select(func.max(cast(JobParameterRow.value, Integer)))
-                .join(E, E.id == JobParameterRow.execution_id)
-                .join(JobInstanceRow, JobInstanceRow.id == E.instance_id)
-                .where(
-                    JobInstanceRow.job_name == job_name,
-                    JobParameterRow.name == param,
-                    JobParameterRow.type == ParamType.INT.value,
-                )
-            ).scalar()
-            return int(top or 0) + 1
+        """The incrementer: one more than the largest ``run.id`` any instance used (a
+        launch with ``next_id`` takes it inside its own transaction instead)."""
+        with self._read() as session:
+            return self._next_run_id(session.connection(), job_name, param)
+
+    def _next_run_id(self, conn: Connection, job_name: str, param: str) -> int:
+        top = conn.execute(
+            select(func.max(cast(JobParameterRow.value, Numeric)))
+            .join(E, E.id == JobParameterRow.execution_id)
+            .join(JobInstanceRow, JobInstanceRow.id == E.instance_id)
+            .where(
+                JobInstanceRow.job_name == job_name,
+                JobParameterRow.name == param,
+                JobParameterRow.type == ParamType.INT.value,
+            )
+        ).scalar()
+        return int(top or 0) + 1
 
     # ------------------------------------------------------------ queries
 
     def get_execution(self, execution_id: int) -> JobExecution:
+        _check_id(execution_id)
         found = self._executions(E.id == execution_id)
         if not found:
             raise NoSuchExecution(f"no job execution with id {execution_id}")
@@ -457,6 +598,8 @@ class JobRepository:
         ]
 
     def step_executions(self, execution_id: int) -> list[StepExecution]:
+        if not 0 < execution_id <= MAX_ID:
+            return []
         with self._read() as conn:
             rows = conn.execute(
                 select(S).where(S.job_execution_id == execution_id).order_by(S.id)
@@ -464,8 +607,11 @@ class JobRepository:
             return [_step(r) for r in rows]
 
     def get_step(self, step_execution_id: int) -> StepExecution:
+        _check_id(step_execution_id, "step execution")
         with self._read() as conn:
-            row = conn.execute(select(S).where(S.id == step_execution_id)).scalar_one()
+            row = conn.execute(select(S).where(S.id == step_execution_id)).scalar_one_or_none()
+            if row is None:
+                raise NoSuchExecution(f"no step execution with id {step_execution_id}")
             return _step(row)
 
     def previous_steps(
@@ -488,6 +634,8 @@ class JobRepository:
             return {(r.step_name, _partition(r.partition)): _step(r) for r in rows}
 
     def skipped_items(self, execution_id: int) -> list[SkippedItem]:
+        if not 0 < execution_id <= MAX_ID:
+            return []
         with self._read() as conn:
             rows = conn.execute(
                 select(SkippedItemRow, S.step_name, S.partition)
@@ -561,7 +709,7 @@ class JobRepository:
             if exit_code is not None:
                 values["exit_code"] = exit_code
             if description is not None:
-                values["exit_description"] = description[:20000]
+                values["exit_description"] = _text(description[:20000])
             if start:
                 values["start_time"] = cur.start_time or now
                 values["end_time"] = None
@@ -659,9 +807,9 @@ class JobRepository:
                 .returning(*columns)
             ).one()
             return _step(resumed)
-        context: dict[str, Any] = {}
+        context: dict[str, Any] = {}  # in its stored form: copied, not decoded
         if row is not None and BatchStatus(row.status) is not BatchStatus.COMPLETED:
-            context = dict(row.context or {})
+            context = dict(row.context) if isinstance(row.context, dict) else {}
         created = conn.execute(
             insert(S)
             .values(
@@ -728,6 +876,7 @@ class JobRepository:
         *,
         check: bool,
     ) -> tuple[JobExecution, Any]:
+        _check_id(execution_id)
         args: ColumnElement[Any] = null()
         if kind == STEP and partition is not None:
             args = (
@@ -776,7 +925,10 @@ class JobRepository:
         skips: Sequence[tuple[str, Any, str]] = (),
     ) -> BatchStatus:
         """Record a committed chunk inside the caller's transaction; return the job's
-        status in the same statement (UPDATE ... RETURNING (SELECT status ...))."""
+        status in the same statement (UPDATE ... RETURNING (SELECT status ...)). A step
+        context the repository cannot store is InvalidContext, naming the key, before
+        anything is written."""
+        stored = encode_context(context, "step context")
         now = utcnow()
         if skips:
             conn.execute(
@@ -786,7 +938,7 @@ class JobRepository:
                         "step_execution_id": step.id,
                         "phase": phase,
                         "item": jsonable(item),
-                        "error": error[:20000],
+                        "error": _text(error[:20000]),
                         "created_at": now,
                     }
                     for phase, item, error in skips
@@ -796,7 +948,7 @@ class JobRepository:
         status = conn.execute(
             update(S)
             .where(S.id == step.id, S.status == BatchStatus.STARTED.value)
-            .values(context=context, last_updated=now, **counts.columns())
+            .values(context=stored, last_updated=now, **counts.columns())
             .returning(job_status)
         ).scalar_one_or_none()
         if status is None:
@@ -829,7 +981,7 @@ class JobRepository:
         values: dict[str, Any] = {
             "status": status.value,
             "exit_code": exit_code or status.value,
-            "exit_description": description[:20000],
+            "exit_description": _text(description[:20000]),
             "last_updated": utcnow(),
             "version": S.version + 1,
         }
@@ -838,7 +990,13 @@ class JobRepository:
         if counts is not None:
             values.update(counts.columns())
         if context is not None:
-            values["context"] = context
+            try:
+                values["context"] = encode_context(context, "step context")
+            except InvalidContext:
+                if status is BatchStatus.COMPLETED:
+                    raise
+                # a failing or stopping step keeps its last checkpoint's context: what a
+                # restart resumes from (the failure itself says what could not be stored)
         if result is not None:
             values["result"] = jsonable(result)
         if peak_memory_kb is not None:
@@ -854,11 +1012,12 @@ class JobRepository:
                 q = select(E.context).where(E.id == step.job_execution_id)
                 if c.dialect.name == "postgresql":
                     q = q.with_for_update()
-                merged = context_delta.apply(c.execute(q).scalar_one() or {})
+                stored = c.execute(q).scalar_one()
+                merged = context_delta.apply(stored if isinstance(stored, dict) else {})
                 c.execute(
                     update(E)
                     .where(E.id == step.job_execution_id)
-                    .values(context=jsonable(merged), last_updated=utcnow())
+                    .values(context=merged, last_updated=utcnow())
                 )
             return True
 
@@ -1069,7 +1228,7 @@ class JobRepository:
                 .values(
                     status=BatchStatus.FAILED.value,
                     exit_code="FAILED",
-                    exit_description=description,
+                    exit_description=_text(description[:20000]),
                     end_time=utcnow(),
                     version=S.version + 1,
                 )
@@ -1102,7 +1261,7 @@ def _execution(
         owner=r.owner,
         source_dir=r.source_dir,
         job_spec=r.job_spec,
-        context=dict(r.context or {}),
+        context=decode_context(r.context),
         parameters=JobParameters(tuple(params)),
     )
 
@@ -1129,7 +1288,7 @@ def _step(r: StepExecutionRow | Row[Any]) -> StepExecution:
         last_updated=_utc(r.last_updated),
         exit_code=r.exit_code,
         exit_description=r.exit_description,
-        context=dict(r.context or {}),
+        context=decode_context(r.context),
         result=r.result,
         worker=r.worker,
         peak_memory_kb=r.peak_memory_kb,
@@ -1145,9 +1304,6 @@ def _utc(value: Any) -> Any:
     return value
 
 
-def _is_connection_error(e: OperationalError) -> bool:
-    text = str(e.orig or e).lower()
-    return any(
-        s in text
-        for s in ("connection", "could not connect", "unable to open", "server closed", "timeout")
-    )
+def _is_connection_error(e: DBAPIError) -> bool:
+    """The database is down, busy or not one (not: this statement is wrong)."""
+    return is_unavailable(e)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -10,6 +11,37 @@ from types import MappingProxyType
 from typing import Any
 
 from sqlalchemy import Engine
+
+from baton.repository.codec import check_value, encode_context
+from baton.repository.store import ContextDelta
+
+
+class ContextDict(dict[str, Any]):
+    """A context that refuses, at the assignment, a value the repository could not store
+    and give back (see :mod:`baton.repository.codec`): the error names the key and the
+    type and fails the step (or chunk) that made it, not a later checkpoint. A value
+    changed in place inside a stored list or dict is checked when the context is saved."""
+
+    def __init__(self, *args: Any, what: str = "context", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.what = what
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        check_value(key, value, self.what)
+        super().__setitem__(key, value)
+
+    def setdefault(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            check_value(key, default, self.what)
+        return super().setdefault(key, default)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for k, v in dict(*args, **kwargs).items():
+            self[k] = v
+
+    def __ior__(self, other: Any) -> ContextDict:  # type: ignore[override,misc]
+        self.update(other)
+        return self
 
 
 @dataclass
@@ -49,6 +81,10 @@ class StepContext:
 
     def __post_init__(self) -> None:
         self.params = MappingProxyType(dict(self.params))
+        if isinstance(self.context, dict) and not isinstance(self.context, ContextDict):
+            self.context = ContextDict(self.context, what="job context")
+        if not isinstance(self.step_context, ContextDict):
+            self.step_context = ContextDict(self.step_context, what="step context")
 
     @property
     def chunk_id(self) -> str:
@@ -73,6 +109,21 @@ class StepContext:
         if self._add_partitions is None:
             raise RuntimeError("add_partitions is only available in a running step")
         return self._add_partitions(step, partitions)
+
+    def snapshot(self) -> dict[str, Any]:
+        """A deep copy of the job context as the step starts: :meth:`changes` compares
+        against it, so values changed in place are seen too."""
+        return copy.deepcopy(dict(self.context))
+
+    def changes(self, before: Mapping[str, Any]) -> ContextDelta | None:
+        """What the step changed in the job context (None inside a partition, which
+        cannot change it). Raises InvalidContext, naming the key, if either context now
+        holds a value the repository cannot store: called while the step can still
+        fail with that message."""
+        encode_context(self.step_context, "step context")
+        if isinstance(self.context, MappingProxyType):
+            return None
+        return ContextDelta.between(before, self.context)
 
     def offered(self) -> dict[str, Any]:
         """Keyword arguments a component's constructor may ask for."""
