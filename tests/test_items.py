@@ -53,6 +53,14 @@ def read_n(reader: Any, n: int) -> list[Any]:
     return [reader.read() for _ in range(n)]
 
 
+def commit(writer: Any, items: list[Any], ctx: dict[str, Any]) -> None:
+    """What the chunk loop does with a staged (fenced) file writer for one chunk."""
+    writer.write(items)
+    writer.update(ctx)
+    writer.flush_staged()  # inside the checkpoint transaction, after its fence check
+    writer.commit_staged()  # the transaction committed
+
+
 @pytest.fixture
 def people_csv(tmp_path: Path) -> Path:
     path = tmp_path / "people.csv"
@@ -169,9 +177,9 @@ def test_jsonl_writer_truncates_a_crashed_chunk_on_reopen(tmp_path: Path) -> Non
     ctx: dict[str, Any] = {}
     w = JsonLinesWriter(path)
     w.open(ctx)
-    w.write([{"n": 1}, {"n": 2}])
-    w.update(ctx)  # chunk 1 checkpointed
-    w.write([{"n": 3}, {"n": 4}])  # chunk 2 written, then the process dies
+    commit(w, [{"n": 1}, {"n": 2}], ctx)  # chunk 1 checkpointed
+    w.write([{"n": 3}, {"n": 4}])  # chunk 2 appended, then the process dies
+    w.flush_staged()
     w.close()
     assert len(path.read_text().splitlines()) == 4
     assert ctx["jsonl.written.offset"] == len(b'{"n": 1}\n{"n": 2}\n')
@@ -179,10 +187,8 @@ def test_jsonl_writer_truncates_a_crashed_chunk_on_reopen(tmp_path: Path) -> Non
     # The restart reopens with the last saved context and redoes chunk 2.
     w2 = JsonLinesWriter(path)
     w2.open(ctx)
-    w2.write([{"n": 3}, {"n": 4}])
-    w2.update(ctx)
-    w2.write([{"n": 5}])
-    w2.update(ctx)
+    commit(w2, [{"n": 3}, {"n": 4}], ctx)
+    commit(w2, [{"n": 5}], ctx)
     w2.close()
     assert [json.loads(line)["n"] for line in path.read_text().splitlines()] == [1, 2, 3, 4, 5]
 
@@ -192,15 +198,14 @@ def test_csv_writer_truncates_a_crashed_chunk_and_keeps_one_header(tmp_path: Pat
     ctx: dict[str, Any] = {}
     w = CsvWriter(path, fields=["id", "name"])
     w.open(ctx)
-    w.write([{"id": 1, "name": "a"}, {"id": 2, "name": "b", "extra": "ignored"}])
-    w.update(ctx)
+    commit(w, [{"id": 1, "name": "a"}, {"id": 2, "name": "b", "extra": "ignored"}], ctx)
     w.write([{"id": 3, "name": "c"}])  # not checkpointed
+    w.flush_staged()
     w.close()
 
     w2 = CsvWriter(path, fields=["id", "name"])
     w2.open(ctx)
-    w2.write([{"id": 3, "name": "c"}, {"id": 4, "name": "d"}])
-    w2.update(ctx)
+    commit(w2, [{"id": 3, "name": "c"}, {"id": 4, "name": "d"}], ctx)
     w2.close()
     with path.open(newline="") as f:
         rows = list(csv.reader(f))
@@ -212,13 +217,13 @@ def test_csv_writer_crash_before_the_first_checkpoint_starts_over(tmp_path: Path
     w = CsvWriter(path, fields=["id"])
     w.open({})
     w.write([{"id": 1}, {"id": 2}])
+    w.flush_staged()
     w.close()  # died before any checkpoint: the saved context is still empty
 
     ctx: dict[str, Any] = {}
     w2 = CsvWriter(path, fields=["id"])
     w2.open(ctx)
-    w2.write([{"id": 1}, {"id": 2}])
-    w2.update(ctx)
+    commit(w2, [{"id": 1}, {"id": 2}], ctx)
     w2.close()
     assert path.read_text().splitlines() == ["id", "1", "2"]
 
@@ -526,8 +531,7 @@ def test_file_writer_refuses_to_resume_a_file_shorter_than_its_checkpoint(tmp_pa
     ctx: dict[str, Any] = {}
     w = JsonLinesWriter(path)
     w.open(ctx)
-    w.write([{"n": 1}, {"n": 2}])
-    w.update(ctx)
+    commit(w, [{"n": 1}, {"n": 2}], ctx)
     w.close()
 
     path.write_text('{"n": 1}\n')  # replaced behind the job's back

@@ -6,6 +6,13 @@ cannot take the executor with it; partitions and parallel groups run side by sid
 Subprocesses die with the executor (PR_SET_PDEATHSIG), so ``kill -9`` of ``baton run``
 leaves no orphan writing behind its back; the execution is then recovered as FAILED and
 restarts from its last checkpoint.
+
+A database failover is ridden out: every repository call of the executor is retried
+with backoff for ``BATON_DB_RETRY_SECONDS`` (as the step processes do theirs). When a
+unit gives up (exit 6) or the executor's own budget is spent, the executor records the
+execution FAILED — retrying that for one more budget — and exits 6. If even that cannot
+reach the database, the execution stays STARTED with this process gone: the next
+``baton restart``/``run``/``recover`` of it marks it FAILED, as after a crash.
 """
 
 from __future__ import annotations
@@ -22,10 +29,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from baton.domain import BatchStatus
-from baton.errors import BatonError
+from baton.domain import BatchStatus, ExitCode
+from baton.errors import BatonError, DatabaseUnavailable, StepFenced, UnexpectedJobExecutionState
 from baton.flow import (
     Finish,
     FlowState,
@@ -36,6 +44,7 @@ from baton.flow import (
     next_actions,
 )
 from baton.repository import JobExecution, JobRepository, StepExecution
+from baton.repository.retry import Retrier, retry_budget
 from baton.spec import BatchJob
 from baton.step.runner import plan_partitions, run_step
 
@@ -142,6 +151,8 @@ class LocalExecutor:
         self._signalled = threading.Event()
         self._stop_units = threading.Event()
         self._running: dict[UnitKey, _Running] = {}
+        self._db = Retrier("baton run")
+        self._db_gave_up: str | None = None  # a unit that could not reach the database
 
     def run(self, execution: JobExecution) -> JobExecution:
         job = BatchJob.model_validate(execution.job_spec)
@@ -150,11 +161,47 @@ class LocalExecutor:
                 execution = self._admit(execution, job)
                 if execution.status.terminal:
                     return execution
-            previous = self.repo.previous_steps(execution)
+            previous = self._db(partial(self.repo.previous_steps, execution))
             try:
-                return self._loop(execution, job, previous)
+                final = self._loop(execution, job, previous)
+            except DatabaseUnavailable as e:
+                self._kill_all()
+                ended = self._record_unreachable(execution.id, str(e))
+                if ended is not None:
+                    raise DatabaseUnavailable(
+                        f"execution {execution.id} {ended.value}: {e}"
+                    ) from None
+                raise
             finally:
                 self._kill_all()
+        if self._db_gave_up and final.status is BatchStatus.FAILED:
+            raise DatabaseUnavailable(f"execution {final.id} FAILED: {self._db_gave_up}")
+        return final
+
+    def _record_unreachable(self, execution_id: int, reason: str) -> BatchStatus | None:
+        """The executor's own budget is spent: keep trying, for one more budget, to
+        record the execution FAILED rather than leave it STARTED. Its status then, or
+        None when the database stayed out of reach."""
+        description = f"gave up: {reason}"
+
+        def record() -> BatchStatus:
+            current = self.repo.get_execution(execution_id)
+            if current.status.running:
+                current = self.repo.end_orphaned(current, BatchStatus.FAILED, description, "fail")
+            return current.status
+
+        try:
+            return self._db(record)
+        except BatonError as e:
+            log.error(
+                "execution %s is left %s: %s; `baton restart %s` (or `recover`) marks it "
+                "FAILED once the database is back",
+                execution_id,
+                "STARTED",
+                e,
+                execution_id,
+            )
+            return None
 
     def _loop(
         self,
@@ -163,9 +210,12 @@ class LocalExecutor:
         previous: dict[tuple[str, int | None], StepExecution],
     ) -> JobExecution:
         while True:
-            execution = self._honour_signal(self.repo.get_execution(execution.id))
-            records = self.repo.step_executions(execution.id)
-            partitions = self.repo.partition_counts(execution.instance_id)
+            current = self._db(partial(self.repo.get_execution, execution.id))
+            execution = self._honour_signal(current)
+            if execution.status.terminal:
+                raise _ended_elsewhere(execution)
+            records = self._db(partial(self.repo.step_executions, execution.id))
+            partitions = self._db(partial(self.repo.partition_counts, execution.instance_id))
             state = FlowState.of(
                 execution, records, {k: s.status for k, s in previous.items()}, partitions
             )
@@ -175,7 +225,7 @@ class LocalExecutor:
                     if not self._running:
                         return self._finish(execution, action)
                 elif isinstance(action, PlanPartitions):
-                    plan_partitions(self.repo, execution, job, action.step)
+                    self._db(partial(plan_partitions, self.repo, execution, job, action.step))
                     replan = True
                 elif isinstance(action, RunStep):
                     self._start_partitions(execution, action)
@@ -268,7 +318,7 @@ class LocalExecutor:
         for key, running in list(self._running.items()):
             if running.done():
                 del self._running[key]
-                self._record_lost(execution, key, running.exit_code())
+                self._db(partial(self._record_lost, execution, key, running.exit_code()))
         self._tick(execution)
 
     def _record_lost(self, execution: JobExecution, key: UnitKey, code: int) -> None:
@@ -288,12 +338,17 @@ class LocalExecutor:
             record = self.repo.open_step(
                 execution, key.step, key.partition, worker=None, kind=key.kind
             )
+        description = (
+            f"{key.label()}: its process ended with exit code {code} without recording an outcome"
+        )
+        if code == ExitCode.DATABASE:
+            self._db_gave_up = (
+                f"{key.label()} could not reach the database for {retry_budget():g}s "
+                "(BATON_DB_RETRY_SECONDS)"
+            )
+            description = f"gave up: {self._db_gave_up}"
         self.repo.finish_step(
-            record,
-            BatchStatus.FAILED,
-            exit_code="FAILED",
-            description=f"{key.label()}: its process ended with exit code {code} "
-            "without recording an outcome",
+            record, BatchStatus.FAILED, exit_code="FAILED", description=description
         )
 
     def _kill_all(self) -> None:
@@ -305,7 +360,7 @@ class LocalExecutor:
 
     def _tick(self, execution: JobExecution) -> None:
         if self._signalled.is_set():
-            self._honour_signal(self.repo.get_execution(execution.id))
+            self._honour_signal(self._db(partial(self.repo.get_execution, execution.id)))
         if self.on_tick is not None:
             with suppress(BatonError):  # a display glitch must not fail the job
                 self.on_tick(execution, self.repo.step_executions(execution.id))
@@ -405,4 +460,26 @@ class LocalExecutor:
         )
 
     def _finish(self, execution: JobExecution, action: Finish) -> JobExecution:
-        return self.repo.finish(execution.id, action.status, action.description)
+        try:
+            return self._db(
+                lambda: self.repo.finish(execution.id, action.status, action.description)
+            )
+        except UnexpectedJobExecutionState:
+            current = self._db(partial(self.repo.get_execution, execution.id))
+            if current.status is action.status and self._db_retried(current, action):
+                return current  # our own commit landed before its connection dropped
+            raise _ended_elsewhere(current) from None
+
+    @staticmethod
+    def _db_retried(current: JobExecution, action: Finish) -> bool:
+        return current.exit_description == action.description[:20000]
+
+
+def _ended_elsewhere(execution: JobExecution) -> StepFenced:
+    """Someone else ended the execution while this process ran it (``recover --force``,
+    declared lost): this process is fenced (exit 8) and records nothing more."""
+    return StepFenced(
+        f"execution {execution.id} was ended by someone else while this process ran it "
+        f"(recovered or declared lost): it is {execution.status.value}; "
+        "nothing more was recorded"
+    )

@@ -1,18 +1,26 @@
 """Built-in readers and writers, grouped by medium, plus the item protocols."""
 
 from baton.items.database import SqlReader, SqlWriter
-from baton.items.files import CsvReader, CsvWriter, JsonLinesReader, JsonLinesWriter
+from baton.items.files import (
+    CsvReader,
+    CsvWriter,
+    JsonLinesReader,
+    JsonLinesWriter,
+    MalformedRecord,
+)
 from baton.items.protocols import (
     ItemProcessor,
     ItemReader,
     ItemStream,
     ItemWriter,
     KnowsTotal,
+    StagedWriter,
     TransactionalWriter,
 )
-from baton.items.support import IterableReader, ListWriter
+from baton.items.support import CompositeWriter, IterableReader, ListWriter
 
 __all__ = [
+    "CompositeWriter",
     "CsvReader",
     "CsvWriter",
     "ItemProcessor",
@@ -24,7 +32,9 @@ __all__ = [
     "JsonLinesWriter",
     "KnowsTotal",
     "ListWriter",
+    "MalformedRecord",
     "SqlReader",
     "SqlWriter",
+    "StagedWriter",
     "TransactionalWriter",
 ]

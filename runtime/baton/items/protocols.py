@@ -51,3 +51,21 @@ class TransactionalWriter(Protocol):
 
     def bind_transaction(self, connection: Any) -> bool:
         """Use ``connection`` for the next write; return False to keep its own."""
+
+
+@runtime_checkable
+class StagedWriter(Protocol):
+    """A writer fenced like the SQL writer: ``write()`` only stages a chunk in memory
+    (all user work happens there, before the checkpoint transaction begins); the chunk
+    loop then calls, inside that transaction and after the checkpoint passed its fence
+    check, ``flush_staged()`` to make the chunk durable, and ``commit_staged()`` once
+    the transaction committed. ``rollback()`` is called instead when the transaction
+    does not commit (retry, skip scan, error, fenced): it forgets the staged chunk and
+    undoes what ``flush_staged()`` wrote since the last commit. ``update()`` must already
+    record the state the staged chunk leads to (the checkpoint saves it)."""
+
+    def flush_staged(self) -> None: ...
+
+    def commit_staged(self) -> None: ...
+
+    def rollback(self) -> None: ...

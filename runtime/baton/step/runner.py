@@ -30,7 +30,8 @@ from baton.errors import (
     StepFenced,
 )
 from baton.loading import add_import_paths, build
-from baton.repository import ContextDelta, JobExecution, JobRepository, StepExecution
+from baton.repository import JobExecution, JobRepository, StepExecution
+from baton.repository.retry import Retrier
 from baton.spec import BatchJob, StepBody
 from baton.step.chunk import CONTINUE, ChunkStep, SkipLimitExceeded, describe_failure, error_text
 from baton.step.context import StepContext
@@ -56,13 +57,33 @@ def peak_memory_kb() -> int:
 
 @contextmanager
 def stop_on_signals(event: threading.Event) -> Iterator[None]:
-    """SIGTERM/SIGINT ask for a stop at the next chunk boundary instead of killing."""
+    """SIGTERM/SIGINT ask for a stop at the next chunk boundary instead of killing.
+
+    In a pod (BATON_EXECUTOR=kubernetes) the chunk loop then continues in a new pod
+    unless the job is STOPPING; and so that a step which cannot reach a boundary in
+    time is not SIGKILLed (exit 137, counted against the retry budget), the process
+    exits 9 (continue: the new pod resumes from the last checkpoint, as after a kill)
+    a few seconds before the pod's grace period (BATON_TERMINATION_GRACE_SECONDS) ends.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    grace = os.environ.get("BATON_TERMINATION_GRACE_SECONDS", "")
+    in_pod = os.environ.get("BATON_EXECUTOR") == "kubernetes"
+    timers: list[threading.Timer] = []
+
+    def last_resort() -> None:
+        log.error("still running at the end of the pod's grace period: exiting to continue")
+        logging.shutdown()
+        os._exit(int(ExitCode.CONTINUE))
 
     def handler(signum: int, _frame: Any) -> None:
         log.warning("signal %s: stopping after the current chunk", signal.Signals(signum).name)
+        if in_pod and grace.isdigit() and not event.is_set():
+            timer = threading.Timer(max(1.0, int(grace) - 5.0), last_resort)
+            timer.daemon = True
+            timer.start()
+            timers.append(timer)
         event.set()
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -71,6 +92,8 @@ def stop_on_signals(event: threading.Event) -> Iterator[None]:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+        for t in timers:
+            t.cancel()
 
 
 def _unit_spec(job: BatchJob, name: str, kind: str) -> StepBody:
@@ -122,8 +145,10 @@ def run_step(
         checked.update(job=job, spec=spec)
         return True
 
-    opened = repo.open_unit(
-        execution_id, step_name, partition, worker=worker_name(), kind=kind, admit=admit
+    opened = Retrier(f"step '{step_name}'")(
+        lambda: repo.open_unit(
+            execution_id, step_name, partition, worker=worker_name(), kind=kind, admit=admit
+        )
     )
     if opened is None:
         return ExitCode.STOPPED
@@ -245,7 +270,7 @@ def _execute(
     spec: StepBody,
     ctx: StepContext,
 ) -> ExitCode:
-    context_before = dict(ctx.context)
+    context_before = ctx.snapshot()
     chunk: ChunkStep | None = None
     exit_code: str | None = None
     try:
@@ -262,6 +287,7 @@ def _execute(
         else:
             result = _run_tasklet(spec, ctx)
             status, counts, description = BatchStatus.COMPLETED, None, ""
+        delta = ctx.changes(context_before)  # a value that cannot be stored fails it here
     except DatabaseUnavailable:
         raise
     except StepFenced as e:
@@ -270,7 +296,8 @@ def _execute(
     except BaseException as e:
         fatal = isinstance(e, FATAL_ERRORS)
         log.error("step %s failed: %s", spec.name, error_text(e))
-        repo.finish_step(
+        _finish_step(
+            repo,
             step,
             BatchStatus.FAILED,
             context=ctx.step_context,
@@ -285,10 +312,8 @@ def _execute(
         return ExitCode.FATAL if fatal else ExitCode.FAILED
     if ctx.stop_requested:
         _request_job_stop(repo, execution.id)
-    delta = None
-    if not isinstance(ctx.context, MappingProxyType):
-        delta = ContextDelta.between(context_before, ctx.context)
-    if not repo.finish_step(
+    if not _finish_step(
+        repo,
         step,
         status,
         counts=counts,
@@ -313,6 +338,30 @@ def _execute(
     return ExitCode.for_status(status)
 
 
+def _finish_step(
+    repo: JobRepository, step: StepExecution, status: BatchStatus, **values: Any
+) -> bool:
+    """``finish_step`` riding out a failover. A retry after a connection drop finds the
+    row already ended when the lost commit had landed: it was this process's own end
+    if the row says exactly what this process wrote."""
+    attempts = 0
+
+    def finish() -> bool:
+        nonlocal attempts
+        attempts += 1
+        return repo.finish_step(step, status, **values)
+
+    retry = Retrier(f"step '{step.step_name}'")
+    done = retry(finish)
+    if done or attempts == 1:
+        return done
+    current = retry(lambda: repo.get_step(step.id))
+    return (
+        current.status is status
+        and current.exit_description == (values.get("description") or "")[:20000]
+    )
+
+
 def _run_tasklet(spec: StepBody, ctx: StepContext) -> Any:
     assert spec.tasklet is not None
     target = build(spec.tasklet, ctx.offered(), spec.tasklet_args)
@@ -324,7 +373,11 @@ def _run_tasklet(spec: StepBody, ctx: StepContext) -> Any:
 
 
 def _request_job_stop(repo: JobRepository, execution_id: int) -> None:
-    """A signal stopped this step: make the job STOPPING so nothing else starts."""
+    """A signal stopped this step: make the job STOPPING so nothing else starts.
+    Not in a pod: there a signal means the pod is going away, and only spec.stop (the
+    operator marks the job STOPPING) stops the job."""
+    if os.environ.get("BATON_EXECUTOR") == "kubernetes":
+        return
     try:
         repo.transition(
             execution_id,
