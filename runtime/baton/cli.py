@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import sys
+from collections.abc import Sequence
 from typing import Annotated, Any
 
 import typer
@@ -17,11 +20,22 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from baton.domain import BatchStatus, ExitCode
-from baton.errors import BatonError
+from baton.errors import BatonError, NoSuchExecution
 from baton.ops import JobExplorer, JobOperator, step_summary, summarize
 from baton.registry import JobRegistry
-from baton.repository import DEFAULT_URL, JobExecution, JobRepository, StepExecution
-from baton.spec import parse_cli_context, parse_cli_params
+from baton.repository import (
+    DEFAULT_URL,
+    JobExecution,
+    JobRepository,
+    StepExecution,
+    redact,
+)
+from baton.spec import INT_MAX, parse_cli_context, parse_cli_params
+
+try:  # Typer >= 0.25 vendors click
+    from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover - older Typer on the real click
+    from click.exceptions import ClickException, NoArgsIsHelpError, UsageError  # type: ignore
 
 app = typer.Typer(
     name="baton",
@@ -30,8 +44,31 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-out = Console()
-err = Console(stderr=True)
+PIPE_WIDTH = 100_000  # piped output is never wrapped: as wide as any line can be
+
+
+def _console(stderr: bool = False) -> Console:
+    """Rich's width on a terminal; a pipe or a file gets lines that are never wrapped."""
+    console = Console(stderr=stderr)
+    if console.is_terminal:
+        return console
+    return Console(stderr=stderr, width=PIPE_WIDTH, soft_wrap=True)
+
+
+out = _console()
+err = _console(stderr=True)
+
+
+def _known_id(value: int) -> int:
+    """An execution id the repository can hold (a BIGINT); any other cannot exist."""
+    if not 0 < value <= INT_MAX:
+        raise NoSuchExecution(f"no job execution with id {value}")
+    return value
+
+
+def _execution_id(target: str) -> int:
+    return _known_id(int(target))
+
 
 Db = Annotated[
     str,
@@ -67,6 +104,7 @@ Kubeconfig = Annotated[
 Target = Annotated[
     str, typer.Argument(metavar="ID|NAME", help="Execution id, or a BatchExecution name.")
 ]
+ExecutionId = Annotated[int, typer.Argument(metavar="ID", callback=_known_id)]
 
 STATUS_STYLE = {
     "COMPLETED": "green",
@@ -80,8 +118,14 @@ STATUS_STYLE = {
 }
 
 
+_opened: list[JobRepository] = []  # disposed when the command ends (run_cli)
+
+
 def _repo(db: str) -> JobRepository:
-    return JobRepository(db)
+    """The repository for a command a person waits for (shorter SQLite busy wait)."""
+    repo = JobRepository(db, interactive=True)
+    _opened.append(repo)
+    return repo
 
 
 def _print_json(data: Any) -> None:
@@ -154,7 +198,8 @@ def _execute(
     launch: Any,
 ) -> None:
     """Shared by run/start-next/restart: print the id, show progress, map the exit code."""
-    repo = _repo(db)
+    repo = JobRepository(db)  # the executor: a step's wait for the write lock
+    _opened.append(repo)
     info = err if as_json else out
     view = ProgressView(info, enabled=not no_progress and not as_json)
 
@@ -253,7 +298,7 @@ def restart(
     cluster = _cluster(target, namespace, context, kubeconfig)
     if cluster is not None:
         return _cluster_report(cluster.restart(target), as_json)
-    execution_id = int(target)
+    execution_id = _execution_id(target)
     _execute(
         db,
         as_json,
@@ -281,7 +326,7 @@ def stop(
     cluster = _cluster(target, namespace, context, kubeconfig)
     if cluster is not None:
         return _cluster_report(cluster.stop(target), as_json)
-    execution_id = int(target)
+    execution_id = _execution_id(target)
     repo = _repo(db)
     execution = JobOperator(repo).stop(execution_id)
     deadline = time.monotonic() + timeout
@@ -311,12 +356,12 @@ def abandon(
     cluster = _cluster(target, namespace, context, kubeconfig)
     if cluster is not None:
         return _cluster_report(cluster.abandon(target), as_json)
-    _report(JobOperator(_repo(db)).abandon(int(target)), as_json)
+    _report(JobOperator(_repo(db)).abandon(_execution_id(target)), as_json)
 
 
 @app.command()
 def recover(
-    execution_id: Annotated[int, typer.Argument(metavar="ID")],
+    execution_id: ExecutionId,
     db: Db = DEFAULT_URL,
     force: Annotated[bool, typer.Option(help="Also when it ran on another host.")] = False,
     as_json: AsJson = False,
@@ -330,7 +375,8 @@ def _cluster(
 ) -> Any:
     """The cluster operator when the command is about a BatchExecution: a NAME rather
     than a numeric id, or any of --namespace/--context/--kubeconfig given."""
-    if target is not None and target.isdigit() and not (namespace or context or kubeconfig):
+    numeric = target is not None and re.fullmatch("[0-9]+", target) is not None
+    if numeric and not (namespace or context or kubeconfig):
         return None
     if target is None and not (namespace or context or kubeconfig):
         return None
@@ -498,10 +544,15 @@ def executions(
         from baton.kube import executions_table
 
         return out.print(executions_table(found[-limit:]))
-    rows = [
-        _execution_row(e)
-        for e in JobExplorer(_repo(db)).executions(job, running=running, limit=limit)
-    ]
+    listing = JobOperator(_repo(db)).list_executions(job, running=running, limit=limit)
+    for e in listing.recovered:
+        err.print(
+            f"note: execution {e.id} was left running by a process that is gone: "
+            f"recovered as {e.status.value}",
+            highlight=False,
+            markup=False,
+        )
+    rows = [_execution_row(e) | {"processGone": gone} for e, gone in listing.rows]
     if as_json:
         return _print_json(rows)
     t = Table("ID", "Job", "Instance", "Attempt", "Status", "Parameters", "Started", "Exit")
@@ -511,7 +562,7 @@ def executions(
             r["job"],
             str(r["instanceId"]),
             str(r["attempt"]),
-            _styled(r["status"]),
+            _styled(r["status"]) + (" (process gone)" if r["processGone"] else ""),
             _params_text(r["parameters"]),
             (r["startTime"] or "")[:19],
             r["exitDescription"][:60],
@@ -521,7 +572,7 @@ def executions(
 
 @app.command()
 def show(
-    execution_id: Annotated[int, typer.Argument(metavar="ID")],
+    execution_id: ExecutionId,
     db: Db = DEFAULT_URL,
     as_json: AsJson = False,
 ) -> None:
@@ -575,7 +626,7 @@ def show(
 
 @app.command()
 def skips(
-    execution_id: Annotated[int, typer.Argument(metavar="ID")],
+    execution_id: ExecutionId,
     db: Db = DEFAULT_URL,
     as_json: AsJson = False,
 ) -> None:
@@ -601,7 +652,7 @@ def skips(
 
 @app.command(hidden=True)
 def step(
-    execution_id: Annotated[int, typer.Argument(metavar="ID")],
+    execution_id: ExecutionId,
     name: Annotated[str, typer.Argument(metavar="STEP")],
     partition: Annotated[int | None, typer.Option(help="Partition index.")] = None,
     partition_from_index: Annotated[
@@ -625,7 +676,7 @@ def step(
 
 @app.command()
 def results(
-    execution_id: Annotated[int, typer.Argument(metavar="ID")],
+    execution_id: ExecutionId,
     db: Db = DEFAULT_URL,
     as_json: AsJson = False,
 ) -> None:
@@ -702,7 +753,7 @@ def history(
 
 @app.command()
 def steps(
-    execution_id: Annotated[int, typer.Argument(metavar="ID")],
+    execution_id: ExecutionId,
     db: Db = DEFAULT_URL,
 ) -> None:
     """Step executions of an execution as JSON (all fields)."""
@@ -711,16 +762,59 @@ def steps(
     _print_json([step_summary(s) for s in repo.step_executions(execution_id)])
 
 
+def run_cli(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI on ``argv`` and return its exit code (the console script, ``python -m
+    baton`` and in-process tests all come here). Every error is one line on stderr:
+    ``error: <what>: <why>`` with its exit code; usage errors exit 2; anything
+    unexpected is ``error: internal error: ...`` with exit 1 (BATON_DEBUG=1 re-raises it
+    for the traceback)."""
+    global out, err
+    out, err = _console(), _console(stderr=True)
+    command = typer.main.get_command(app)
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        code = command.main(args=args, prog_name="baton", standalone_mode=False)
+        return code if isinstance(code, int) else 0
+    except NoArgsIsHelpError as e:  # bare `baton`: the help (Rich has printed it)
+        if e.format_message().strip():
+            e.show()
+        return int(ExitCode.USAGE)
+    except ClickException as e:
+        where = e.ctx.command_path if isinstance(e, UsageError) and e.ctx else "baton"
+        hint = f" (see '{where} --help')" if isinstance(e, UsageError) else ""
+        return _fail(f"{where}: {e.format_message()}{hint}", e.exit_code)
+    except BatonError as e:
+        return _fail(str(e), e.exit_code)
+    except (KeyboardInterrupt, typer.Abort):
+        return _fail("interrupted", ExitCode.STOPPED)
+    except BrokenPipeError:  # `baton executions | head`: the reader left; no traceback
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - outlives this frame on purpose
+        return int(ExitCode.FAILED)
+    except Exception as e:
+        if os.environ.get("BATON_DEBUG"):
+            raise
+        return _fail(
+            f"internal error: {type(e).__name__}: {e} (BATON_DEBUG=1 shows the traceback)",
+            ExitCode.FAILED,
+        )
+    finally:
+        while _opened:
+            _opened.pop().dispose()
+
+
+def _fail(message: str, code: int) -> int:
+    """Write ``error: message`` as exactly one line, whatever the message holds (and
+    never a password: an unexpected error may quote a database URL)."""
+    line = redact(re.sub(r"\s*[\r\n]+\s*", " ", message).strip())
+    line = "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in line)
+    sys.stderr.write(f"error: {line}\n")
+    sys.stderr.flush()
+    return int(code)
+
+
 def main() -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        app()
-    except BatonError as e:
-        err.print(f"error: {e}", highlight=False, markup=False, soft_wrap=True)
-        sys.exit(int(e.exit_code))
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(int(ExitCode.STOPPED))
+    sys.exit(run_cli())
 
 
 if __name__ == "__main__":  # pragma: no cover

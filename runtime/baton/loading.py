@@ -30,12 +30,7 @@ def resolve(ref: str) -> Any:
     module_name, sep, attr_path = ref.partition(":")
     if not sep or not module_name or not attr_path:
         raise ImportFailed(f"bad reference {ref!r}: expected module:attr")
-    try:
-        obj: Any = importlib.import_module(module_name)
-    except ImportError as e:
-        raise ImportFailed(f"cannot import {ref!r}: {e}") from None
-    except Exception as e:  # the module itself raised while importing
-        raise ImportFailed(f"cannot import {ref!r}: {type(e).__name__}: {e}") from None
+    obj: Any = import_module(module_name, what=repr(ref))
     for part in attr_path.split("."):
         try:
             obj = getattr(obj, part)
@@ -44,6 +39,73 @@ def resolve(ref: str) -> Any:
                 f"cannot import {ref!r}: {module_name} has no '{attr_path}'"
             ) from None
     return obj
+
+
+def import_module(name: str, *, what: str) -> Any:
+    """Import user code; whatever it raises while importing — ``sys.exit()`` included,
+    which would otherwise end the launching process with its code — is an ImportFailed."""
+    try:
+        return importlib.import_module(name)
+    except ImportError as e:
+        raise ImportFailed(f"cannot import {what}: {e}") from None
+    except SystemExit as e:
+        raise ImportFailed(
+            f"cannot import {what}: it called sys.exit({e.code!r}) while being imported"
+        ) from None
+    except Exception as e:  # the module itself raised while importing
+        raise ImportFailed(f"cannot import {what}: {type(e).__name__}: {e}") from None
+
+
+ROLES = {  # what a component must have, by role: (method, a callable also does)
+    "tasklet": ("execute", True),
+    "reader": ("read", False),
+    "processor": ("process", True),
+    "writer": ("write", False),
+}
+
+
+def check_component(ref: str, role: str, args: Mapping[str, Any] | None = None) -> None:
+    """Import ``ref`` and check it can play ``role`` before anything is recorded.
+
+    A class is checked on the class (its instances are built only in the step, with
+    the step's arguments): it must define the role's method, or ``__call__`` where a
+    callable does, or ``__getattr__`` (then it is trusted). A function is the component
+    itself (never a factory), so it passes only where a callable does; any other
+    object must have the method, or be callable where that does. A reader may also be
+    an iterable object or class (its items are read by count)."""
+    method, callable_ok = ROLES[role]
+    obj = resolve(ref)
+    if inspect.isclass(obj):
+        ok = _defines(obj, method, "__getattr__") or (callable_ok and _defines(obj, "__call__"))
+        ok = ok or (role == "reader" and _defines(obj, "__iter__"))
+    else:
+        ok = hasattr(obj, method) or (callable_ok and callable(obj))
+        ok = ok or (role == "reader" and hasattr(obj, "__iter__") and not callable(obj))
+    if not ok:
+        kind = "class" if inspect.isclass(obj) else type(obj).__name__
+        also = " and is not callable" if callable_ok else ""
+        raise InvalidDefinition(f"{role} {ref}: this {kind} has no {method}() method{also}")
+    if inspect.isclass(obj) and args:
+        _check_args(obj, args, what=ref)
+
+
+def _check_args(cls: type, args: Mapping[str, Any], *, what: str) -> None:
+    """The manifest's ``*Args`` must be parameters of the constructor (as :func:`call_with`
+    requires when the step builds it)."""
+    try:
+        params = inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        return
+    unknown = sorted(set(args) - set(params))
+    if unknown:
+        raise InvalidDefinition(f"{what} does not accept argument(s) {', '.join(unknown)}")
+
+
+def _defines(cls: type, *names: str) -> bool:
+    """Whether instances of ``cls`` get one of ``names`` from the class (not ``object``)."""
+    return any(name in vars(k) for k in cls.__mro__ if k is not object for name in names)
 
 
 def resolve_exception(name: str) -> type[BaseException]:

@@ -23,8 +23,14 @@ from typing import Any, TypeVar
 from pydantic import ValidationError
 
 from baton.domain import ParamType
-from baton.errors import ImportFailed, InvalidDefinition, UnknownJob
-from baton.loading import add_import_paths, ref_of
+from baton.errors import BatonError, ImportFailed, InvalidDefinition, UnknownJob
+from baton.loading import (
+    add_import_paths,
+    check_component,
+    import_module,
+    ref_of,
+    resolve_exception,
+)
 from baton.spec import (
     BatchJob,
     ChunkSpec,
@@ -98,10 +104,7 @@ class JobRegistry:
             source: Path | None = path.parent
         else:
             add_import_paths([Path.cwd()])
-            try:
-                module = importlib.import_module(target)
-            except ImportError as e:
-                raise ImportFailed(f"cannot import {target!r}: {e}") from None
+            module = import_module(target, what=repr(target))
             source = Path(module.__file__ or ".").parent if module.__file__ else None
         found = self.discover(vars(module).values(), source)
         if not found:
@@ -121,17 +124,54 @@ def _import_file(path: Path) -> Any:
     if name in sys.modules and getattr(sys.modules[name], "__file__", None) == str(path.resolve()):
         return sys.modules[name]
     try:
-        return importlib.import_module(name)
-    except ImportError:
-        spec = importlib.util.spec_from_file_location(name, path)
-        if spec is None or spec.loader is None:
-            raise ImportFailed(f"cannot import {path}") from None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
+        return import_module(name, what=str(path))
+    except ImportFailed:
+        if _findable(name):
+            raise  # found by name, and it failed while importing: that is the error
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportFailed(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
         spec.loader.exec_module(module)
-        return module
+    except SystemExit as e:
+        del sys.modules[name]
+        raise ImportFailed(
+            f"cannot import {path}: it called sys.exit({e.code!r}) while being imported"
+        ) from None
     except Exception as e:
+        del sys.modules[name]
         raise ImportFailed(f"cannot import {path}: {type(e).__name__}: {e}") from None
+    return module
+
+
+def _findable(name: str) -> bool:
+    try:
+        return name.isidentifier() and importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def check_components(job: BatchJob, source_dir: Path | None) -> None:
+    """Import every ``module:attr`` of every step (group members, callbacks and
+    compensations included), check each can play its role, and resolve every exception
+    name: before anything is recorded, so a typo is one clear error (exit 5) instead of
+    a failed execution."""
+    add_import_paths([source_dir, Path.cwd()])
+    for step in job.spec.all_steps():
+        if step.tasklet:
+            check_component(step.tasklet, "tasklet", step.tasklet_args)
+        if step.compensate:
+            check_component(step.compensate, "tasklet")
+        if step.chunk is not None:
+            c = step.chunk
+            check_component(c.reader, "reader", c.reader_args)
+            if c.processor:
+                check_component(c.processor, "processor", c.processor_args)
+            check_component(c.writer, "writer", c.writer_args)
+            for name in (*step.chunk.skip, *step.chunk.retry):
+                resolve_exception(name)
 
 
 # ---------------------------------------------------------------- the decorator API
@@ -212,7 +252,14 @@ def job(
         job_name = name or fn.__name__.replace("_", "-")
 
         def build() -> BatchJob:
-            steps = fn()
+            try:
+                steps = list(fn())
+            except BatonError:
+                raise
+            except Exception as e:
+                raise InvalidDefinition(
+                    f"job '{job_name}': its definition raised {type(e).__name__}: {e}"
+                ) from None
             try:
                 return BatchJob(
                     metadata=ObjectMeta(name=job_name),

@@ -7,6 +7,7 @@ Field names are camelCase on the wire (as Kubernetes does), snake_case in Python
 from __future__ import annotations
 
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -19,6 +20,9 @@ from baton.domain import JobParameter, JobParameters, ParamType, parse_value
 from baton.errors import InvalidDefinition, InvalidParameters
 
 API_VERSION = "baton.dev/v1alpha1"
+MAX_DEPTH = 64  # nesting of manifests and --ctx values: far beyond real use, far below recursion
+INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # int parameters must fit a BIGINT column
+NAME_MAX = 255  # parameter names: the repository's column width
 REF_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
 
@@ -45,9 +49,11 @@ class ParameterSpec(Model):
 
     @model_validator(mode="after")
     def _default_has_type(self) -> ParameterSpec:
+        if len(self.name) > NAME_MAX:
+            raise ValueError(f"parameter name longer than {NAME_MAX} characters")
         if self.default is not None:
             try:
-                parse_value(self.type, self.default)
+                typed_value(self.type, self.default)
             except ValueError as e:
                 raise ValueError(f"default of parameter '{self.name}': {e}") from None
         return self
@@ -264,13 +270,13 @@ class JobSpec(Model):
                     f"pass -p {p.name}=VALUE"
                 )
             try:
-                typed = parse_value(p.type, value)
+                typed = typed_value(p.type, value)
             except ValueError as e:
                 raise InvalidParameters(f"parameter '{p.name}': {e}") from None
             items.append(JobParameter(p.name, p.type, typed, p.identifying))
         if self.incrementer and self.incrementer in raw:
             try:
-                run_id = parse_value(ParamType.INT, raw[self.incrementer])
+                run_id = typed_value(ParamType.INT, raw[self.incrementer])
             except ValueError as e:
                 raise InvalidParameters(f"parameter '{self.incrementer}': {e}") from None
             items.append(JobParameter(self.incrementer, ParamType.INT, run_id, True))
@@ -306,27 +312,110 @@ def first_error(e: ValidationError) -> str:
     return f"{where}: {msg}{more}"
 
 
+def typed_value(kind: ParamType, raw: Any) -> Any:
+    """:func:`parse_value` plus what the repository and the steps can hold: an int
+    within 64 bits (BIGINT), a finite float, text without NUL or lone surrogates."""
+    if kind is not ParamType.STRING and isinstance(raw, str) and len(raw) > 100:
+        raise ValueError(f"expected a {kind.value}, got {len(raw)} characters: {_short(raw)}")
+    try:
+        value = parse_value(kind, raw)
+    except OverflowError:
+        raise ValueError(f"expected a {kind.value}, got {_short(raw)}") from None
+    if kind is ParamType.INT and not INT_MIN <= value <= INT_MAX:
+        raise ValueError(
+            f"expected an integer from {INT_MIN} to {INT_MAX} (64 bits), got {_short(raw)}"
+        )
+    if kind is ParamType.FLOAT and not math.isfinite(value):
+        raise ValueError(f"expected a finite number, got {_short(raw)}")
+    if kind is ParamType.STRING:
+        problem = text_problem(value)
+        if problem:
+            raise ValueError(f"{problem}: {_short(raw)}")
+    return value
+
+
+def _short(raw: Any, limit: int = 60) -> str:
+    text = repr(raw)
+    return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-4:]}"
+
+
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be stored (PostgreSQL refuses NUL; UTF-8 has no lone
+    surrogates, which is what undecodable bytes of argv or a file become), or None."""
+    if "\x00" in text:
+        return "contains a NUL character"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "contains bytes that are not UTF-8"
+    return None
+
+
+def plain_problem(value: Any, where: str = "", depth: int = 0) -> str | None:
+    """Why a manifest or context value cannot be stored as JSON and read back the same
+    (nesting beyond :data:`MAX_DEPTH`, bad text, a non-finite number), prefixed with
+    where it is (``spec.steps[0].name: ...``), or None."""
+    at = f"{where}: " if where else ""
+    if depth > MAX_DEPTH:
+        return f"nested deeper than {MAX_DEPTH} levels"
+    if isinstance(value, str):
+        problem = text_problem(value)
+        return f"{at}{problem}" if problem else None
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{at}{value!r} is not a finite number"
+    if isinstance(value, dict):
+        items = [(f"{where}.{k}" if where else str(k), k, v) for k, v in value.items()]
+    elif isinstance(value, list | tuple | set | frozenset):
+        items = [(f"{where}[{i}]", None, v) for i, v in enumerate(value)]
+    else:
+        return None
+    for path, key, v in items:
+        bad_key = text_problem(key) if isinstance(key, str) else None
+        shown = path.encode("utf-8", "backslashreplace").decode()[:120]
+        problem = f"{shown}: {bad_key}" if bad_key else plain_problem(v, shown, depth + 1)
+        if problem:
+            return problem
+    return None
+
+
 def parse_job(doc: Any, source: str = "manifest") -> BatchJob:
     if not isinstance(doc, dict):
         raise InvalidDefinition(f"{source}: expected a BatchJob mapping, got {type(doc).__name__}")
     if doc.get("kind") not in (None, "BatchJob"):
-        raise InvalidDefinition(f"{source}: kind is {doc.get('kind')!r}, expected BatchJob")
+        raise InvalidDefinition(f"{source}: kind is {_short(doc.get('kind'))}, expected BatchJob")
+    problem = plain_problem(doc)
+    if problem:
+        raise InvalidDefinition(f"{source}: invalid BatchJob: {problem}")
     try:
-        return BatchJob.model_validate(doc)
+        job = BatchJob.model_validate(doc)
     except ValidationError as e:
         raise InvalidDefinition(f"{source}: invalid BatchJob: {first_error(e)}") from None
+    try:  # the definition is snapshotted as JSON into every execution
+        json.dumps(job.dump(), allow_nan=False)
+    except (TypeError, ValueError) as e:
+        raise InvalidDefinition(f"{source}: invalid BatchJob: not storable as JSON: {e}") from None
+    return job
 
 
 def load_manifests(path: Path) -> list[BatchJob]:
     """All BatchJob documents of a YAML file (other kinds are ignored)."""
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as e:
         raise InvalidDefinition(f"cannot read manifest {path}: {e.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise InvalidDefinition(
+            f"{path}: not a YAML manifest: byte 0x{data[e.start]:02x} at offset {e.start} "
+            "is not UTF-8 text"
+        ) from None
     try:
         docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as e:
         raise InvalidDefinition(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
+    except RecursionError:
+        raise InvalidDefinition(f"{path}: nested deeper than {MAX_DEPTH} levels") from None
     jobs = [
         parse_job(d, str(path))
         for d in docs
@@ -339,15 +428,27 @@ def load_manifests(path: Path) -> list[BatchJob]:
 
 def parse_cli_context(pairs: list[str]) -> dict[str, Any]:
     """``--ctx key=value`` pairs into an initial job context: a value that parses as
-    JSON (a number, true, a list, an object, a quoted string) keeps its type, anything
-    else is a string."""
+    strict JSON (a number, true, a list, an object, a quoted string) keeps its type,
+    anything else (``NaN`` too) is a string. A JSON number out of float range, nesting
+    beyond :data:`MAX_DEPTH` or text that cannot be stored is refused."""
     out: dict[str, Any] = {}
     for key, value in parse_cli_params(pairs, what="context value").items():
         try:
-            out[key] = json.loads(value)
+            out[key] = json.loads(value, parse_constant=_no_constant)
+        except RecursionError:
+            raise InvalidParameters(
+                f"context value '{key}': nested deeper than {MAX_DEPTH} levels"
+            ) from None
         except ValueError:
             out[key] = value
+        problem = plain_problem(out[key], depth=1)
+        if problem:
+            raise InvalidParameters(f"context value '{key}': {problem}")
     return out
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 def parse_cli_params(pairs: list[str], what: str = "parameter") -> dict[str, str]:
@@ -356,6 +457,9 @@ def parse_cli_params(pairs: list[str], what: str = "parameter") -> dict[str, str
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not re.match(r"^[A-Za-z_][\w.\-]*$", name.strip()):
-            raise InvalidParameters(f"bad {what} {pair!r}: expected NAME=VALUE")
+            raise InvalidParameters(f"bad {what} {_short(pair)}: expected NAME=VALUE")
+        problem = text_problem(value)
+        if problem:
+            raise InvalidParameters(f"bad {what} '{name.strip()}': {problem}: {_short(value)}")
         out[name.strip()] = value
     return out

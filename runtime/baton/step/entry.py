@@ -50,6 +50,17 @@ def run_unit(
         repo.dispose()
 
 
+def _execution_id(text: str) -> int:
+    """A positive id that fits the repository's BIGINT (else no execution can have it)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an execution id: {text!r}") from None
+    if not 0 < value < 2**63:
+        raise argparse.ArgumentTypeError(f"no job execution with id {value}")
+    return value
+
+
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         """A usage error is one line and exit code 2, as everywhere in the CLI."""
@@ -58,7 +69,7 @@ class _Parser(argparse.ArgumentParser):
 
 def parser(prog: str = "baton step") -> argparse.ArgumentParser:
     p = _Parser(prog=prog, description="Run one unit of an execution (what pods run).")
-    p.add_argument("execution_id", metavar="ID", type=int)
+    p.add_argument("execution_id", metavar="ID", type=_execution_id)
     p.add_argument("step", metavar="STEP")
     p.add_argument("--partition", type=int, default=None, help="Partition index.")
     p.add_argument(
@@ -97,6 +108,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "baton step") -> int:
     except KeyboardInterrupt:
         sys.stderr.write("interrupted\n")
         return int(ExitCode.STOPPED)
+    except Exception as e:  # one line, as in the CLI; BATON_DEBUG=1 for the traceback
+        if os.environ.get("BATON_DEBUG"):
+            raise
+        message = " ".join(f"{type(e).__name__}: {e}".split())
+        sys.stderr.write(f"error: internal error: {message}\n")
+        return int(ExitCode.FAILED)
 
 
 def baton_command() -> None:
