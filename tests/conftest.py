@@ -4,11 +4,14 @@ real server (``make test`` starts one), on PostgreSQL; helpers to run the CLI.""
 from __future__ import annotations
 
 import importlib.util
+import io
 import os
 import subprocess
 import sys
+import traceback
 import uuid
 from collections.abc import Iterator
+from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 from types import ModuleType
 
@@ -122,3 +125,32 @@ def baton(
         text=True,
         timeout=timeout,
     )
+
+
+def baton_in_process(*args: str, db: str | None) -> subprocess.CompletedProcess[str]:
+    """The CLI in this process, as the console script runs it (``baton.cli.main`` with
+    ``sys.argv``, ``db`` as BATON_DB_URL): fast, and anything escaping it is recorded as
+    the traceback a user would see."""
+    from baton import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    saved = sys.argv, os.environ.get("BATON_DB_URL")
+    sys.argv = ["baton", *args]
+    if db is not None:
+        os.environ["BATON_DB_URL"] = db
+    code: int = 0
+    try:
+        with redirect_stdout(out), redirect_stderr(err):
+            cli.main()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else int(e.code is not None)
+    except BaseException:
+        err.write(traceback.format_exc())
+        code = -1
+    finally:
+        sys.argv = saved[0]
+        if saved[1] is None:
+            os.environ.pop("BATON_DB_URL", None)
+        else:
+            os.environ["BATON_DB_URL"] = saved[1]
+    return subprocess.CompletedProcess(["baton", *args], code, out.getvalue(), err.getvalue())

@@ -4,19 +4,17 @@ on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import sys
 import textwrap
 import time
-import traceback
-from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
 from baton import BatchStatus, ExitCode, JobOperator, JobRegistry, JobRepository
 from conftest import JOBS, ROOT, baton
+from conftest import baton_in_process as invoke
 from sqlalchemy import text
 
 NUMBERS = str(JOBS / "numbers.yaml")
@@ -59,35 +57,6 @@ def executions(db: str) -> int:
             return int(c.execute(text("SELECT count(*) FROM baton_job_execution")).scalar_one())
     finally:
         repo.dispose()
-
-
-def invoke(*args: str, db: str | None) -> subprocess.CompletedProcess[str]:
-    """The CLI in this process, as the console script runs it (``baton.cli.main`` with
-    ``sys.argv``, ``db`` as BATON_DB_URL): fast, and what escapes it is recorded as a
-    traceback would be."""
-    from baton import cli
-
-    out, err = io.StringIO(), io.StringIO()
-    saved = sys.argv, os.environ.get("BATON_DB_URL")
-    sys.argv = ["baton", *args]
-    if db is not None:
-        os.environ["BATON_DB_URL"] = db
-    code: int = 0
-    try:
-        with redirect_stdout(out), redirect_stderr(err):
-            cli.main()
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else int(e.code is not None)
-    except BaseException:
-        err.write(traceback.format_exc())
-        code = -1
-    finally:
-        sys.argv = saved[0]
-        if saved[1] is None:
-            os.environ.pop("BATON_DB_URL", None)
-        else:
-            os.environ["BATON_DB_URL"] = saved[1]
-    return subprocess.CompletedProcess(["baton", *args], code, out.getvalue(), err.getvalue())
 
 
 def assert_refused(r: subprocess.CompletedProcess[str], code: int, needle: str) -> None:

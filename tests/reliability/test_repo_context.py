@@ -6,15 +6,10 @@ it cannot read back, and reads one written by an older version without failing."
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
-import os
 import subprocess
-import sys
 import textwrap
-import traceback
 import uuid
-from contextlib import redirect_stderr, redirect_stdout
 from decimal import Decimal
 from pathlib import Path
 
@@ -24,6 +19,7 @@ from baton.domain import JobParameters
 from baton.errors import InvalidParameters
 from baton.repository.schema import JobExecutionRow, StepExecutionRow
 from conftest import baton
+from conftest import baton_in_process as cli
 from sqlalchemy import update
 
 pytestmark = pytest.mark.slow
@@ -155,32 +151,6 @@ def write_job(folder: Path, name: str, steps: str, module: str, code: str) -> st
     path = folder / f"{name}.yaml"
     path.write_text(JOB.format(name=name, steps=textwrap.indent(textwrap.dedent(steps), "    ")))
     return str(path)
-
-
-def cli(*args: str, db: str) -> subprocess.CompletedProcess[str]:
-    """The CLI in this process, as the console script runs it: fast, and anything
-    escaping it is recorded as the traceback a user would see."""
-    from baton import cli as baton_cli
-
-    out, err = io.StringIO(), io.StringIO()
-    saved = sys.argv, os.environ.get("BATON_DB_URL")
-    sys.argv, os.environ["BATON_DB_URL"] = ["baton", *args], db
-    code = 0
-    try:
-        with redirect_stdout(out), redirect_stderr(err):
-            baton_cli.main()
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else int(e.code is not None)
-    except BaseException:
-        err.write(traceback.format_exc())
-        code = -1
-    finally:
-        sys.argv = saved[0]
-        if saved[1] is None:
-            del os.environ["BATON_DB_URL"]
-        else:
-            os.environ["BATON_DB_URL"] = saved[1]
-    return subprocess.CompletedProcess(["baton", *args], code, out.getvalue(), err.getvalue())
 
 
 def ok(r: subprocess.CompletedProcess[str], code: int = 0) -> str:

@@ -5,7 +5,6 @@ code, nothing half-recorded, and never a password in any output."""
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import socket
@@ -14,9 +13,8 @@ import stat
 import subprocess
 import sys
 import textwrap
-import traceback
 from collections.abc import Iterator
-from contextlib import contextmanager, redirect_stderr, redirect_stdout
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -26,6 +24,7 @@ from baton.errors import DatabaseUnavailable, InvalidParameters, NoSuchExecution
 from baton.executors.local import this_owner
 from baton.repository import JobExecution, redact
 from conftest import baton
+from conftest import baton_in_process as cli
 from sqlalchemy import text
 
 pytestmark = pytest.mark.slow
@@ -50,32 +49,6 @@ def write_job(folder: Path, name: str, steps: str, parameters: str = "[]") -> st
         )
     )
     return str(path)
-
-
-def cli(*args: str, db: str) -> subprocess.CompletedProcess[str]:
-    """The CLI in this process, as the console script runs it: fast, and anything
-    escaping it is recorded as the traceback a user would see."""
-    from baton import cli as baton_cli
-
-    out, err = io.StringIO(), io.StringIO()
-    saved = sys.argv, os.environ.get("BATON_DB_URL")
-    sys.argv, os.environ["BATON_DB_URL"] = ["baton", *args], db
-    code = 0
-    try:
-        with redirect_stdout(out), redirect_stderr(err):
-            baton_cli.main()
-    except SystemExit as e:
-        code = e.code if isinstance(e.code, int) else int(e.code is not None)
-    except BaseException:
-        err.write(traceback.format_exc())
-        code = -1
-    finally:
-        sys.argv = saved[0]
-        if saved[1] is None:
-            del os.environ["BATON_DB_URL"]
-        else:
-            os.environ["BATON_DB_URL"] = saved[1]
-    return subprocess.CompletedProcess(["baton", *args], code, out.getvalue(), err.getvalue())
 
 
 def one_line(r: subprocess.CompletedProcess[str], code: int, needle: str) -> str:
