@@ -244,6 +244,9 @@ def finish(proc: subprocess.Popen[str]) -> tuple[int, str]:
     return proc.returncode, stderr
 
 
+OUTAGE_SECONDS = 30
+
+
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_an_outage_mid_run_is_ridden_out(pg: PrivatePostgres) -> None:
@@ -251,7 +254,7 @@ def test_an_outage_mid_run_is_ridden_out(pg: PrivatePostgres) -> None:
     proc, eid = launch(db, NUMBERS, "-p", f"count={COUNT}", BATON_DB_RETRY_SECONDS="60")
     wait_for_commits(db, eid, 5)
     pg.stop()
-    time.sleep(5)
+    time.sleep(OUTAGE_SECONDS)  # as long as a managed PostgreSQL failover takes
     assert proc.poll() is None  # still waiting for the database
     pg.start()
     code, stderr = finish(proc)

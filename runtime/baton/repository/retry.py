@@ -123,6 +123,7 @@ class UnitState:
     counts: Counts
     context: dict[str, Any]
     job_status: BatchStatus
+    incarnations: int
 
     @property
     def commit_count(self) -> int:
@@ -136,7 +137,13 @@ def locked_unit_state(conn: Connection, step_id: int) -> UnitState:
     S, E = StepExecutionRow, JobExecutionRow
     columns = list(Counts().columns())
     q = (
-        select(S.status, S.context, E.status.label("job_status"), *(getattr(S, c) for c in columns))
+        select(
+            S.status,
+            S.context,
+            S.incarnations,
+            E.status.label("job_status"),
+            *(getattr(S, c) for c in columns),
+        )
         .join(E, E.id == S.job_execution_id)
         .where(S.id == step_id)
     )
@@ -145,5 +152,9 @@ def locked_unit_state(conn: Connection, step_id: int) -> UnitState:
     row = conn.execute(q).one()
     counts = Counts(**{c.removesuffix("_count"): getattr(row, c) for c in columns})
     return UnitState(
-        BatchStatus(row.status), counts, decode_context(row.context), BatchStatus(row.job_status)
+        BatchStatus(row.status),
+        counts,
+        decode_context(row.context),
+        BatchStatus(row.job_status),
+        row.incarnations,
     )

@@ -947,16 +947,18 @@ class JobRepository:
         job_status = select(E.status).where(E.id == step.job_execution_id).scalar_subquery()
         status = conn.execute(
             update(S)
-            .where(S.id == step.id, S.status == BatchStatus.STARTED.value)
+            .where(*_held_by(step))
             .values(context=stored, last_updated=now, **counts.columns())
             .returning(job_status)
         ).scalar_one_or_none()
         if status is None:
-            # Someone ended this unit (the operator found its pod gone, `baton recover`):
-            # the chunk must not commit, or a restart would write its items again.
+            # Someone ended this unit (the operator found its pod gone, `baton recover`)
+            # or another process took it over: the chunk must not commit, or a restart
+            # would write its items again.
             raise StepFenced(
                 f"step execution {step.id} ('{step.step_name}') was ended by someone else "
-                "(declared lost or recovered); this process stops without committing"
+                "or taken over by another process (declared lost, recovered, or resumed "
+                "elsewhere); this process stops without committing"
             )
         return BatchStatus(status)
 
@@ -1003,9 +1005,7 @@ class JobRepository:
             values["peak_memory_kb"] = peak_memory_kb
 
         def run(c: Connection) -> bool:
-            where = [S.id == step.id]
-            if only_running:
-                where.append(S.status == BatchStatus.STARTED.value)
+            where = _held_by(step) if only_running else [S.id == step.id]
             if c.execute(update(S).where(*where).values(**values)).rowcount == 0:
                 return False
             if context_delta is not None and context_delta.changed:
@@ -1233,6 +1233,17 @@ class JobRepository:
                     version=S.version + 1,
                 )
             )
+
+
+def _held_by(step: StepExecution) -> list[Any]:
+    """The fence: the unit is still STARTED *and* still this process's incarnation.
+    Opening a unit bumps ``incarnations``, so a process that another one resumed (a
+    revived unit, a second pod for the same partition) is refused at its next write."""
+    return [
+        S.id == step.id,
+        S.status == BatchStatus.STARTED.value,
+        S.incarnations == step.incarnations,
+    ]
 
 
 # ---------------------------------------------------------------- row → record

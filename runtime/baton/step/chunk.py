@@ -418,11 +418,15 @@ class ChunkStep:
         def settle() -> tuple[UnitState, bool]:
             with self.repo.write() as conn:
                 state = locked_unit_state(conn, self.step.id)
-                if state.status is not BatchStatus.STARTED:
+                if (
+                    state.status is not BatchStatus.STARTED
+                    or state.incarnations != self.step.incarnations
+                ):
                     raise StepFenced(
                         f"step execution {self.step.id} ('{self.step.step_name}') was ended "
-                        "by someone else (declared lost or recovered); this process stops "
-                        "without committing"
+                        "by someone else or taken over by another process (declared lost, "
+                        "recovered, or resumed elsewhere); this process stops without "
+                        "committing"
                     )
                 landed = state.commit_count >= target
                 for w in self.staged:
