@@ -249,6 +249,64 @@ def helm(e2e_env: dict[str, str]) -> Callable[..., subprocess.CompletedProcess[s
     return run
 
 
+_MADE_NAMESPACES: list[str] = []
+NAMESPACES_GONE_WITHIN = float(os.environ.get("E2E_NAMESPACES_GONE_WITHIN", "240"))
+
+
+def namespace_leftovers(kubectl: Kubectl, name: str) -> str:
+    """What keeps a Terminating namespace: its conditions and every object left in it
+    (with finalizers), for the failure message."""
+    ns = kubectl("get", "namespace", name, "-o", "json", check=False)
+    if ns.returncode != 0:
+        return ""
+    conditions = [
+        f"{c['type']}: {c.get('message', '')}"
+        for c in json.loads(ns.stdout).get("status", {}).get("conditions", [])
+        if c.get("status") == "True"
+    ]
+    kinds = kubectl(
+        "api-resources", "--verbs=list", "--namespaced", "-o", "name", check=False
+    ).stdout.split()
+    left = kubectl(
+        "-n", name, "get", ",".join(k for k in kinds if not k.startswith("events")),
+        "-o", "custom-columns=KIND:.kind,NAME:.metadata.name,FINALIZERS:.metadata.finalizers",
+        "--ignore-not-found", check=False,
+    ).stdout  # fmt: skip
+    return "\n".join([f"namespace {name}:", *conditions, left.strip()])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_namespace_left(request: pytest.FixtureRequest) -> Iterator[None]:
+    """The suite ends by checking that every namespace its tests made is gone (after the
+    operator's release is uninstalled): a finalizer nobody removes would leave one
+    Terminating for ever. Waits E2E_NAMESPACES_GONE_WITHIN seconds at most."""
+    yield
+    if os.environ.get("E2E_KEEP_NAMESPACES") == "1" or not _MADE_NAMESPACES:
+        return
+    kubectl = Kubectl(**_kubectl_args())
+    deadline = time.monotonic() + NAMESPACES_GONE_WITHIN
+    while True:
+        out = kubectl("get", "namespaces", "-o", "name", check=False).stdout.split()
+        left = [n for n in _MADE_NAMESPACES if f"namespace/{n}" in out]
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            details = "\n".join(namespace_leftovers(kubectl, n) for n in left)
+            pytest.fail(
+                f"{len(left)} test namespace(s) still there {NAMESPACES_GONE_WITHIN:.0f}s "
+                f"after the suite: {', '.join(left)}\n{details}",
+                pytrace=False,
+            )
+        for n in left:  # a test that died before its own teardown
+            kubectl("delete", "namespace", n, "--wait=false", check=False)
+        time.sleep(2)
+
+
+def _kubectl_args() -> dict[str, str]:
+    env = read_env_file()
+    return {"binary": env["E2E_KUBECTL"], "kubeconfig": env["E2E_KUBECONFIG"]}
+
+
 @pytest.fixture
 def namespace(request: pytest.FixtureRequest, kubectl: Kubectl) -> Iterator[str]:
     """A fresh namespace for one test; on failure its objects, events and logs
@@ -256,6 +314,7 @@ def namespace(request: pytest.FixtureRequest, kubectl: Kubectl) -> Iterator[str]
     slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
     name = f"e2e-{slug}-{uuid.uuid4().hex[:5]}"
     kubectl("create", "namespace", name)
+    _MADE_NAMESPACES.append(name)
     kubectl.wait_until(
         f"the default ServiceAccount in {name}",
         lambda: (

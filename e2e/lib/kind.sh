@@ -87,3 +87,7 @@ kind_logs() {
     tar -C "$(dirname "$out")" -czf "$out.tar.gz" "$(basename "$out")"
     echo "$out.tar.gz"
 }
+
+kind_pg_restart() {
+    die "pg-restart: not available with the kind provider (its PostgreSQL pod keeps no data across a restart)"
+}

@@ -124,6 +124,16 @@ local_status() {
     return $rc
 }
 
+# Restarts the e2e PostgreSQL (fast shutdown, down SECONDS, start) through the same
+# helpers as up/down, so its recorded PID stays right (chaos scenarios use it).
+local_pg_restart() {
+    local down=${1:-0}
+    is_running postgres || die "PostgreSQL is not running; run e2e/cluster up"
+    stop_postgres
+    sleep "$down"
+    start_postgres
+}
+
 # Collects every component's log, the pods' logs and the cluster's view of
 # itself into DIR (and DIR.tar.gz).
 local_logs() {

@@ -55,6 +55,12 @@ setup_host_network() {
         log "creating bridge $BRIDGE ($BRIDGE_IP/24)"
         ip link add "$BRIDGE" type bridge
     fi
+    # A fixed, locally administered MAC: without one the bridge takes the lowest MAC
+    # of its attached veths and changes it as pods come and go, and pods keep sending
+    # to the old gateway MAC until their ARP entry expires (a connection to
+    # PostgreSQL sat in retransmission for ~106 s). Set on reuse too.
+    [[ $(cat "/sys/class/net/$BRIDGE/address" 2>/dev/null) == "$BRIDGE_MAC" ]] ||
+        ip link set dev "$BRIDGE" address "$BRIDGE_MAC"
     ip addr show dev "$BRIDGE" | grep "inet $BRIDGE_IP/" >/dev/null || ip addr add "$BRIDGE_IP/24" dev "$BRIDGE"
     ip link set "$BRIDGE" up
     # Pods reach the outside through the host (masquerade), and forwarding

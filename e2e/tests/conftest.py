@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from conftest import Database, Kubectl
 
-from .support import RELEASE, REPO, SYSTEM
+from .support import RELEASE, SYSTEM, install_operator
 
 
 @pytest.fixture(scope="session")
@@ -24,17 +24,8 @@ def operator(
 ) -> Iterator[Database]:
     """The chart installed (CRDs, RBAC, operator Deployment), ready; yields its database."""
     db = new_database()
-    repo, tag = project_image.split(":", 1)
     helm("uninstall", RELEASE, "-n", SYSTEM, "--wait", check=False)
-    helm(
-        "upgrade", "--install", RELEASE, str(REPO / "charts" / "baton"),
-        "-n", SYSTEM, "--create-namespace",
-        "--set", f"image.repository={repo}", "--set", f"image.tag={tag}",
-        "--set", f"database.url={db.url}",
-        "--set", "operator.logLevel=debug",
-        "--wait", "--timeout", "180s",
-    )  # fmt: skip
-    kubectl("-n", SYSTEM, "rollout", "status", "deploy/baton", "--timeout=180s", timeout=200)
+    install_operator(kubectl, helm, project_image, db)
     yield db
     if os.environ.get("E2E_KEEP_NAMESPACES") != "1":
         helm("uninstall", RELEASE, "-n", SYSTEM, "--wait", check=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -85,3 +86,19 @@ def rows(postgres: Postgres, db: Database, count: int) -> tuple[int, int]:
 
 def jobs(kubectl: Kubectl, ns: str) -> list[str]:
     return sorted(j["metadata"]["name"] for j in kubectl.json("-n", ns, "get", "jobs")["items"])
+
+
+def install_operator(
+    kubectl: Kubectl, helm: Callable[..., Any], project_image: str, db: Database
+) -> None:
+    """The chart installed (CRDs, RBAC, operator Deployment) and its operator ready."""
+    repo, tag = project_image.split(":", 1)
+    helm(
+        "upgrade", "--install", RELEASE, str(REPO / "charts" / "baton"),
+        "-n", SYSTEM, "--create-namespace",
+        "--set", f"image.repository={repo}", "--set", f"image.tag={tag}",
+        "--set", f"database.url={db.url}",
+        "--set", "operator.logLevel=debug",
+        "--wait", "--timeout", "180s",
+    )  # fmt: skip
+    kubectl("-n", SYSTEM, "rollout", "status", "deploy/baton", "--timeout=180s", timeout=200)

@@ -170,6 +170,9 @@ def test_parallel_group_context_and_time_budget(
     )  # fmt: skip
     st = wait_phase(kubectl, ns, "night", "Completed", "Failed", timeout=300)
     assert st["phase"] == "Completed", st
+    # The repository knows first; the Job controller records the last incarnation's
+    # exit a moment later (its replacements of exit-9 pods back off 10 s, 20 s, ...).
+    kubectl.wait_for_job(ns, "night-1-load", timeout=120)
     made = job_objects(kubectl, ns)
     load, audit = made["night-1-load"], made["night-1-audit"]
     # a split: audit started (its Job was made) before load had finished

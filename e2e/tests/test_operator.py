@@ -119,6 +119,8 @@ def test_stop_then_restart_completes_exactly_once(
     assert st["phase"] == "Stopped", st
     load = next(s for s in st["steps"] if s["name"] == "load")
     assert load["status"] == "STOPPED" and 0 < load["writeCount"] < 2500
+    # the progress agrees with the counts (prepare done, load read/total, check not run)
+    assert st["progress"] == f"{(1 + load['readCount'] / 2500) / 3 * 100:.0f}%", st
     # the stopped pod was not retried
     pods = kubectl.pods(ns, "baton.dev/step=load")
     assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
@@ -446,11 +448,12 @@ def test_operator_memory_with_500_executions(kubectl: Kubectl, ns: str, operator
     assert rss < 512
 
 
-def test_eviction_stops_at_a_chunk_and_restarts_by_itself(
+def test_evicted_pod_continues_in_a_new_pod(
     kubectl: Kubectl, ns: str, operator: Database, postgres: Postgres
 ) -> None:
-    """An evicted step pod (DisruptionTarget) stops at a chunk boundary; with
-    spec.autoRestart.onDisruption the execution resumes by itself from the checkpoint."""
+    """An evicted step pod (DisruptionTarget) stops at a chunk boundary and exits 9: the
+    Job starts a new pod that resumes from the checkpoint, in the same attempt (no stop,
+    no restart, no retry spent); the disruption is recorded on the status."""
     _apply_job(kubectl, ns, "numbers")
     _execution(
         kubectl, ns, "evict", "count-numbers", {"count": 2200, "delayMs": 8},
@@ -478,11 +481,13 @@ def test_eviction_stops_at_a_chunk_and_restarts_by_itself(
     )  # fmt: skip
     st = _wait_phase(kubectl, ns, "evict", "Completed", "Failed", timeout=300)
     assert st["phase"] == "Completed", st
-    assert (st["attempt"], st.get("autoRestarts"), st["disruptedPod"]) == (2, 1, pod)
+    assert (st["attempt"], st.get("autoRestarts"), st["disruptedPod"]) == (1, None, pod)
     assert st.get("observedRestart", 0) == 0  # no user restart was spent
     assert _rows(postgres, operator, 2200) == (2200, 2200)
     events = kubectl("-n", ns, "get", "events", "--field-selector", "involvedObject.name=evict")
-    assert "Disrupted" in events.stdout and "AutoRestarted" in events.stdout
+    assert "Disrupted" in events.stdout and "AutoRestarted" not in events.stdout
+    load = kubectl.json("-n", ns, "get", "jobs", "-l", "baton.dev/step=load")["items"][0]
+    assert load["status"].get("failed", 0) == 0, load["status"]  # exit 9: no retry spent
 
 
 def test_two_replicas_one_active(

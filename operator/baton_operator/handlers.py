@@ -1,6 +1,9 @@
 """Kopf handlers: thin. Each reads nothing itself; it asks the Operator to reconcile
 the BatchExecution concerned, which reads the state, calls the pure reconciler and
-applies its actions.
+applies its actions. While an execution runs, the :class:`~baton_operator.ticker.Ticker`
+reconciles it every ``BATON_POLL_SECONDS`` (no Kopf timer: that would put a finalizer
+on every BatchExecution, and a namespace deleted after the operator was uninstalled
+would stay Terminating).
 
 Run: ``kopf run -m baton_operator.handlers --all-namespaces --liveness=http://0.0.0.0:8080/healthz``
 with BATON_DB_URL (from a Secret) and BATON_IMAGE in the environment.
@@ -17,21 +20,45 @@ from typing import Any
 import kopf
 from baton.repository import JobRepository
 from baton.resources import GROUP, TERMINAL_PHASES, VERSION
+from kubernetes import client
 
 from baton_operator import metrics
 from baton_operator.config import OperatorConfig
 from baton_operator.kube import Cluster, Operator, load_kube_config
 from baton_operator.manifests import LABEL_ATTEMPT, LABEL_EXECUTION
+from baton_operator.ticker import PeeringGate, Ticker, own_namespace
 
 log = logging.getLogger("baton.operator")
 
-_state: dict[str, Operator] = {}
+_state: dict[str, Any] = {}
 
 TERMINAL = {p.value for p in TERMINAL_PHASES}
+# The finalizer name Kopf used while the operator had a timer (a timer makes Kopf put
+# its finalizer on every object it times). Nothing needs it now: Kopf removes it from
+# the objects it sees, so an upgrade releases what an older operator left.
+FINALIZER = "baton.dev/operator"
 
 
 def operator() -> Operator:
-    return _state["operator"]
+    return _state["operator"]  # type: ignore[no-any-return]
+
+
+def ticker() -> Ticker:
+    return _state["ticker"]  # type: ignore[no-any-return]
+
+
+def _peering_reader(settings: kopf.OperatorSettings) -> Any:
+    """How the ticker reads Kopf's peering object (None: standalone, always active)."""
+    if settings.peering.standalone:
+        return None
+    api = client.CustomObjectsApi()
+    name = settings.peering.name
+    if settings.peering.clusterwide:
+        return lambda: api.get_cluster_custom_object("kopf.dev", "v1", "clusterkopfpeerings", name)
+    namespace = own_namespace()
+    return lambda: api.get_namespaced_custom_object(
+        "kopf.dev", "v1", namespace, "kopfpeerings", name
+    )
 
 
 @kopf.on.startup()
@@ -56,19 +83,36 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.posting.level = logging.WARNING
     settings.execution.max_workers = int(os.environ.get("BATON_WORKERS", "8"))
     settings.watching.server_timeout = 300
-    settings.persistence.finalizer = "baton.dev/operator"
+    settings.persistence.finalizer = FINALIZER
+    gate = PeeringGate(_peering_reader(settings), settings.peering.priority)
+    _state["ticker"] = Ticker(
+        _state["operator"].reconcile,
+        terminal=TERMINAL,
+        active=gate,
+        interval=cfg.poll_seconds,
+        workers=max(1, (settings.execution.max_workers or 8) // 2),
+    )
+    ticker().start()
     log.info("baton operator started; step image %s", cfg.image)
 
 
 @kopf.on.cleanup()
 def cleanup(**_: Any) -> None:
+    tick = _state.pop("ticker", None)
+    if tick is not None:
+        tick.stop()
     op = _state.pop("operator", None)
     if op is not None:
         op.repo.dispose()
 
 
 def _reconcile(namespace: str, name: str) -> str | None:
-    return operator().reconcile(namespace, name)
+    phase = operator().reconcile(namespace, name)
+    if phase is None:
+        ticker().forget(namespace, name)
+    else:
+        ticker().track(namespace, name, phase)
+    return phase
 
 
 @kopf.on.event(GROUP, VERSION, "batchexecutions")
@@ -79,19 +123,9 @@ def execution_event(
     Our own status patches come back here too and settle as no-ops."""
     assert namespace is not None
     if type == "DELETED":
+        ticker().forget(namespace, name)
         operator().deleted(namespace, name, dict(status))
         return
-    _reconcile(namespace, name)
-
-
-def _running(status: kopf.Status, **_: Any) -> bool:
-    return status.get("phase") not in TERMINAL
-
-
-@kopf.timer(GROUP, VERSION, "batchexecutions", interval=2.0, when=_running)
-def execution_tick(name: str, namespace: str | None, **_: Any) -> None:
-    """While an execution runs, mirror the repository's progress into .status."""
-    assert namespace is not None
     _reconcile(namespace, name)
 
 
@@ -111,6 +145,18 @@ def job_ended(
         c.get("type") in JOB_ENDS and c.get("status") == "True"
         for c in status.get("conditions") or []
     )
+
+
+def terminating(meta: Mapping[str, Any], **_: Any) -> bool:
+    return bool(meta.get("deletionTimestamp"))
+
+
+@kopf.on.event("", "v1", "namespaces", when=terminating)
+def namespace_event(name: str, **_: Any) -> None:
+    """A namespace being deleted (also found so at the operator's start): delete its step
+    Jobs, without which Kubernetes could wait for ever for their pods (see
+    :meth:`Operator.release_namespace`)."""
+    operator().release_namespace(name)
 
 
 def disrupted(status: Mapping[str, Any], **_: Any) -> bool:

@@ -35,7 +35,9 @@ from baton_operator.manifests import (
     LABEL_EXECUTION,
     LABEL_JOB_EXECUTION_ID,
     LABEL_KIND,
+    LABEL_MANAGED_BY,
     LABEL_STEP,
+    MANAGER,
 )
 from baton_operator.reconcile import (
     CHANGES_STATE,
@@ -172,6 +174,32 @@ class Cluster:
             if e.status == 409:  # already there: an earlier reconcile made it
                 return False
             raise
+
+    def delete_step_jobs(self, namespace: str) -> int:
+        """Delete the operator's Jobs in ``namespace`` (background propagation); how many.
+        Forbidden (a namespace this operator does not serve) deletes nothing."""
+        try:
+            found: Any = self.batch.list_namespaced_job(
+                namespace, label_selector=f"{LABEL_MANAGED_BY}={MANAGER}"
+            )
+        except ApiException as e:
+            if e.status in (403, 404):
+                return 0
+            raise
+        deleted = 0
+        for j in found.items:
+            if j.metadata.deletion_timestamp is not None:
+                continue
+            try:
+                self.batch.delete_namespaced_job(
+                    j.metadata.name, namespace, propagation_policy="Background"
+                )
+                metrics.API_WRITES.labels("delete", "jobs").inc()
+                deleted += 1
+            except ApiException as e:
+                if e.status != 404:
+                    raise
+        return deleted
 
     def delete_pods(self, namespace: str, job_name: str) -> None:
         pods: Any = self.core.list_namespaced_pod(namespace, label_selector=f"job-name={job_name}")
@@ -331,6 +359,22 @@ class Operator:
         self.repo.end_orphaned(execution, BatchStatus.FAILED, why, "recover")
         log.info("%s/%s deleted: JobExecution %s marked FAILED", namespace, name, execution.id)
 
+    def release_namespace(self, namespace: str) -> int:
+        """A namespace is being deleted: delete its step Jobs so that it can go.
+
+        Kubernetes (OrderedNamespaceDeletion: on since 1.33, locked on in 1.34) deletes a
+        namespace's pods first and deletes nothing else until they are gone. The Job
+        controller keeps the ``batch.kubernetes.io/job-tracking`` finalizer on a failed
+        pod of an Indexed Job with ``backoffLimitPerIndex`` until it has made the pod's
+        replacement — and a terminating namespace refuses new pods. A step pod killed
+        by the namespace's deletion (exit 9: continue) or failed just before would wait
+        for ever, and the namespace with it. Once its Job is being deleted the Job
+        controller releases the pod."""
+        deleted = self.cluster.delete_step_jobs(namespace)
+        if deleted:
+            log.info("namespace %s is being deleted: deleted %d step Job(s)", namespace, deleted)
+        return deleted
+
     # ------------------------------------------------------------ state
 
     def repository_state(self, execution_id: int | None) -> RepositoryState:
@@ -348,7 +392,8 @@ class Operator:
     # ------------------------------------------------------------ the loop
 
     def reconcile(self, namespace: str, name: str, *, max_rounds: int = 6) -> str | None:
-        """Reconcile until nothing changes (bounded); return the phase."""
+        """Reconcile until nothing changes (bounded); return the phase ("" while it has
+        none yet), or None when the BatchExecution is gone or being deleted."""
         start = time.monotonic()
         try:
             with self._locked(namespace, name):
@@ -360,6 +405,7 @@ class Operator:
                         phase = None
                         break
                     changed, phase = self._round(obj)
+                    phase = phase or ""
                     if not changed:
                         break
             self._flush_job_status()

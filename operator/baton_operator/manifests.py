@@ -14,6 +14,13 @@ exit   meaning    podFailurePolicy
 9      continue   Ignore: the next incarnation continues, not counted
 \-      disrupted  Ignore (pod condition DisruptionTarget): not counted
 =====  =========  ======================================================
+
+A pod that is deleted, evicted or drained gets SIGTERM: its step (told by
+``BATON_EXECUTOR=kubernetes`` that it runs in a pod) finishes its chunk, checkpoints
+and exits 9 unless the job is STOPPING, so the Job controller starts a new pod for
+that index (``podReplacementPolicy: Failed``: once the old one has ended) which
+resumes from the checkpoint; the other partitions keep running and no retry is spent.
+Only ``spec.stop`` stops an execution.
 """
 
 from __future__ import annotations
@@ -128,6 +135,7 @@ def step_job(
     name = job_name(
         execution, attempt, step, partitions if partition is None else (partition,), kind
     )
+    grace = max(30, stop_grace_seconds)
     labels = {
         LABEL_EXECUTION: execution,
         LABEL_STEP: step,
@@ -149,6 +157,10 @@ def step_job(
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
         {"name": "BATON_WORKER", "value": "$(POD_NAME)@$(NODE_NAME)"},
+        # SIGTERM in a pod means "this pod is going away": the step checkpoints and
+        # exits 9 (continue in a new pod) unless the job is STOPPING (spec.stop).
+        {"name": "BATON_EXECUTOR", "value": "kubernetes"},
+        {"name": "BATON_TERMINATION_GRACE_SECONDS", "value": str(grace)},
     ]
     env += [{"name": k, "value": v} for k, v in sorted((extra_env or {}).items())]
     completions = 1
@@ -177,7 +189,7 @@ def step_job(
         container["workingDir"] = working_dir
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
-        "terminationGracePeriodSeconds": max(30, stop_grace_seconds),
+        "terminationGracePeriodSeconds": grace,
         "securityContext": {
             "runAsNonRoot": True,
             "runAsUser": 10001,

@@ -15,6 +15,7 @@ from typing import Any
 
 from baton.domain import BatchStatus, JobParameters, can_abandon
 from baton.flow import (
+    CONTINUE,
     Finish,
     FlowState,
     PlanPartitions,
@@ -256,10 +257,33 @@ def flow_state(execution: JobExecution, repo: RepositoryState) -> FlowState:
     return FlowState.of(execution, repo.steps, repo.previous, repo.partitions)
 
 
+def _continuing(r: StepExecution) -> bool:
+    """Ended its pod but not its work: a new pod continues it (exit 9: a time budget
+    used up, or a pod deleted/evicted while the job was not STOPPING)."""
+    return r.status is BatchStatus.STOPPED and r.exit_code == CONTINUE
+
+
+def _fraction(r: StepExecution) -> float | None:
+    """How far one unit is: 1 when COMPLETED, read/total when its total is known."""
+    if r.status is BatchStatus.COMPLETED:
+        return 1.0
+    if r.total_count:
+        return min((r.read_count + r.read_skip_count) / r.total_count, 0.99)
+    return None
+
+
 def step_statuses(
-    job: BatchJob, steps: Sequence[StepExecution]
+    job: BatchJob,
+    steps: Sequence[StepExecution],
+    partitions: Mapping[str, int] | None = None,
+    previous: Mapping[tuple[str, int | None], BatchStatus] | None = None,
 ) -> tuple[list[StepStatus], float | None]:
-    """Per-step status (partitions summed up) and the overall progress in [0, 1]."""
+    """Per-step status (partitions summed up) and the overall progress in [0, 1].
+
+    A step's progress is the mean over its units (every planned partition, started or
+    not) of how far each is; a unit whose total is unknown counts 0 until it completes,
+    and one COMPLETED by an earlier attempt (not run again) counts done."""
+    earlier = {k for k, v in (previous or {}).items() if v is BatchStatus.COMPLETED}
     by_step: dict[str, list[StepExecution]] = {}
     for s in steps:
         if getattr(s, "kind", "step") == "step":
@@ -270,10 +294,10 @@ def step_statuses(
     for spec in members:
         rows = by_step.get(spec.name, [])
         if not rows:
-            fractions.append(0.0)
+            fractions.append(1.0 if (spec.name, None) in earlier else 0.0)
             continue
         partitioned = any(r.partition is not None for r in rows)
-        statuses = {r.status for r in rows}
+        statuses = {BatchStatus.STARTED if _continuing(r) else r.status for r in rows}
         if any(s.running for s in statuses):
             status = BatchStatus.STARTED
         elif statuses == {BatchStatus.COMPLETED}:
@@ -291,27 +315,30 @@ def step_statuses(
                 if s in statuses
             )
         total = sum(r.total_count or 0 for r in rows) if all(r.total_count for r in rows) else None
-        read = sum(r.read_count + r.read_skip_count for r in rows)
+        units = max(len(rows), (partitions or {}).get(spec.name, 0)) if partitioned else 1
+        ran = {r.partition for r in rows}
+        done_before = sum(
+            1 for (name, p) in earlier if name == spec.name and p is not None and p not in ran
+        )
+        done = sum(1 for r in rows if r.status is BatchStatus.COMPLETED) + done_before
         if status is BatchStatus.COMPLETED:
             fractions.append(1.0)
-        elif total:
-            fractions.append(min(read / total, 0.99))
         else:
-            done = sum(1 for r in rows if r.status is BatchStatus.COMPLETED)
-            fractions.append(done / len(rows) if partitioned else 0.0)
+            known = [f for f in map(_fraction, rows) if f is not None]
+            fractions.append(min((sum(known) + done_before) / units, 0.99))
         starts = [r.start_time for r in rows if r.start_time]
         ends = [r.end_time for r in rows if r.end_time]
-        failed = [r for r in rows if r.status in (BatchStatus.FAILED, BatchStatus.STOPPED)]
+        failed = [
+            r
+            for r in rows
+            if r.status in (BatchStatus.FAILED, BatchStatus.STOPPED) and not _continuing(r)
+        ]
         out.append(
             StepStatus(
                 name=spec.name,
                 status=status.value,
-                partitions_total=len(rows) if partitioned else None,
-                partitions_done=(
-                    sum(1 for r in rows if r.status is BatchStatus.COMPLETED)
-                    if partitioned
-                    else None
-                ),
+                partitions_total=units if partitioned else None,
+                partitions_done=done if partitioned else None,
                 read_count=sum(r.read_count for r in rows),
                 write_count=sum(r.write_count for r in rows),
                 filter_count=sum(r.filter_count for r in rows),
@@ -654,7 +681,7 @@ def reconcile(
                 continue
 
     # ---- mirror the repository into .status
-    steps, progress = step_statuses(snapshot, repo.steps)
+    steps, progress = step_statuses(snapshot, repo.steps, repo.partitions, repo.previous)
     new_phase = Phase.of(cur_status)
     conditions = set_condition(
         conditions,

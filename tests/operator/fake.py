@@ -178,6 +178,13 @@ class FakeCluster:
         self.writes["create jobs"] += 1
         return True
 
+    def delete_step_jobs(self, namespace: str) -> int:
+        mine = [n for n, j in self.jobs.items() if j.manifest["metadata"]["namespace"] == namespace]
+        for name in mine:
+            del self.jobs[name]
+            self.writes["delete jobs"] += 1
+        return len(mine)
+
     def delete_pods(self, namespace: str, job_name: str) -> None:
         self.jobs[job_name].pods_deleted += 1
         self.writes["delete pods"] += 1

@@ -265,8 +265,22 @@ def test_cel_rules_refuse_changes_to_job_and_parameters(cluster: Path) -> None:
     )
 
 
+class OperatorProcess(tuple[str, Path, int]):
+    """(database URL, log path, metrics port) of a running ``kopf run``; ``.proc``."""
+
+    proc: subprocess.Popen[bytes]
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 @pytest.fixture
-def operator_process(cluster: Path, tmp_path: Path) -> Iterator[tuple[str, Path, int]]:
+def operator_process(cluster: Path, tmp_path: Path) -> Iterator[OperatorProcess]:
     db = f"sqlite:///{tmp_path / 'repo.db'}"
     metrics_port = _port()
     env = dict(
@@ -282,14 +296,12 @@ def operator_process(cluster: Path, tmp_path: Path) -> Iterator[tuple[str, Path,
          "--all-namespaces", "--standalone", "--verbose"],
         env=env, stdout=log, stderr=subprocess.STDOUT,
     )  # fmt: skip
+    running = OperatorProcess((db, tmp_path / "operator.log", metrics_port))
+    running.proc = proc
     try:
-        yield db, tmp_path / "operator.log", metrics_port
+        yield running
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        _stop(proc)
         log.close()
 
 
@@ -388,3 +400,55 @@ def test_cluster_cli_creates_and_patches_executions(cluster: Path) -> None:
     assert _get("cli-1")["spec"]["abandon"] is True
     missing = baton("stop", "nope")
     assert missing.returncode != 0 and "not found" in missing.stderr
+
+
+def _finalizers(name: str) -> list[str]:
+    return list(_get(name)["metadata"].get("finalizers") or [])
+
+
+def _gone(name: str) -> bool:
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        _get(name)
+    except ApiException as e:
+        return e.status == 404
+    return False
+
+
+def test_a_running_execution_is_deleted_after_the_operator_is_gone(
+    operator_process: OperatorProcess,
+) -> None:
+    """No finalizer on BatchExecutions (a Kopf timer would put one on every running
+    execution): one that runs when the operator is uninstalled is deleted at once, so
+    its namespace never stays Terminating. A finalizer an older operator left is
+    removed by this one."""
+    from kubernetes.client.exceptions import ApiException
+
+    try:
+        _create("batchjobs", yaml.safe_load((NUMBERS / "job.yaml").read_text()))
+    except ApiException as e:
+        assert e.status == 409  # made by an earlier test of this module
+    legacy = yaml.safe_load((NUMBERS / "execution.yaml").read_text())
+    legacy["metadata"] = {"name": "legacy", "finalizers": ["baton.dev/operator"]}
+    legacy["spec"]["parameters"] = {"count": 3}
+    _create("batchexecutions", legacy)
+    bx = yaml.safe_load((NUMBERS / "execution.yaml").read_text())
+    bx["metadata"] = {"name": "orphaned"}
+    bx["spec"]["parameters"] = {"count": 4}
+    _create("batchexecutions", bx)
+    log = operator_process[1]
+    try:
+        _wait("Running", lambda: _get("orphaned").get("status", {}).get("phase") == "Running")
+        _wait("the legacy finalizer removed", lambda: not _finalizers("legacy"))
+        time.sleep(3)  # ticks of the running execution (a Kopf timer adds its finalizer)
+        assert _finalizers("orphaned") == []
+    except AssertionError:
+        print(log.read_text()[-5000:])
+        raise
+    _stop(operator_process.proc)
+    for name in ("orphaned", "legacy"):
+        _custom().delete_namespaced_custom_object(
+            "baton.dev", "v1alpha1", "default", "batchexecutions", name
+        )
+        _wait(f"{name} deleted without the operator", lambda n=name: _gone(n), timeout=10)

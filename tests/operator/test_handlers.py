@@ -29,3 +29,10 @@ def test_only_disrupted_pods_are_handled() -> None:
     assert disrupted({"conditions": [cond("Ready"), cond("DisruptionTarget")]})
     assert not disrupted({"conditions": [cond("DisruptionTarget", "False")]})
     assert not disrupted({})
+
+
+def test_only_namespaces_being_deleted_are_handled() -> None:
+    from baton_operator.handlers import terminating
+
+    assert terminating({"deletionTimestamp": "2026-11-23T00:00:00Z"})
+    assert not terminating({"name": "ns"})

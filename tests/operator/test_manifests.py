@@ -85,3 +85,19 @@ def test_partitioned_step_is_an_indexed_job_over_pending_partitions() -> None:
     c = spec["template"]["spec"]["containers"][0]
     assert c["command"][-1] == "--partition-from-index"
     assert {"name": "BATON_PARTITIONS", "value": "3,5,7"} in c["env"]
+
+
+def test_step_pods_know_they_run_in_a_pod_and_their_grace_period() -> None:
+    """SIGTERM in a pod means "this pod is going away" (the step continues in a new pod
+    unless the job is STOPPING); the step also needs the grace period, to exit 9 before
+    the kubelet's SIGKILL (137, a counted failure)."""
+    job = step_job(
+        execution="bx", namespace="ns", uid="u", job_execution_id=7, attempt=1,
+        step="load", config=CFG, partitions=(0, 1), stop_grace_seconds=90,
+    )  # fmt: skip
+    pod = job["spec"]["template"]["spec"]
+    env = {e["name"]: e.get("value") for e in pod["containers"][0]["env"]}
+    assert env["BATON_EXECUTOR"] == "kubernetes"
+    assert env["BATON_TERMINATION_GRACE_SECONDS"] == str(pod["terminationGracePeriodSeconds"])
+    assert pod["terminationGracePeriodSeconds"] == 90
+    assert job["spec"]["podReplacementPolicy"] == "Failed"  # the new pod once the old ended

@@ -444,3 +444,17 @@ def test_an_execution_the_repository_lost_fails_once_with_a_condition(
     writes = sum(cluster.writes.values())
     op.reconcile("default", "gone")
     assert sum(cluster.writes.values()) == writes  # said once
+
+
+def test_a_namespace_being_deleted_gets_its_step_jobs_deleted(
+    op: Operator, cluster: FakeCluster, repo: JobRepository
+) -> None:
+    """Kubernetes deletes a namespace's pods first and waits for them; a failed step pod
+    awaiting its replacement (backoffLimitPerIndex) keeps its finalizer until its Job
+    goes. So the operator deletes the step Jobs of a namespace being deleted."""
+    cluster.apply_execution("ns1", {"job": "count-numbers", "parameters": {"count": 5}})
+    op.reconcile("default", "ns1")
+    assert list(cluster.jobs) == ["ns1-1-prepare"]
+    assert op.release_namespace("other") == 0 and list(cluster.jobs) == ["ns1-1-prepare"]
+    assert op.release_namespace("default") == 1
+    assert cluster.jobs == {} and cluster.writes["delete jobs"] == 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -305,3 +306,74 @@ def test_a_unit_whose_job_is_being_deleted_is_lost_as_gone() -> None:
     actions = run(bx({"jobExecutionId": 7}), repo, [deleting])
     fail = next(a for a in actions if isinstance(a, FailUnits))
     assert fail.description == "step 'prepare': its Job bx-1-prepare is gone (deleted)"
+
+
+def test_a_partition_whose_pod_went_away_continues_in_its_job() -> None:
+    """A pod deleted (or evicted) while the job runs: its partition checkpointed and
+    exited 9 (STOPPED, exit code CONTINUE). The Indexed Job starts a new pod for it: the
+    operator neither fails nor restarts anything, and shows the step running."""
+    e = execution(BatchStatus.STARTED, FANOUT)
+    gone = replace(
+        step("load", BatchStatus.STOPPED, 2, read=100, total=1000),
+        exit_code="CONTINUE",
+        exit_description="pod terminated (signal); continuing in a new pod",
+    )
+    rows = (
+        step("prepare", BatchStatus.COMPLETED),
+        gone,
+        *(step("load", BatchStatus.STARTED, i, read=200, total=1000) for i in (0, 1, 3, 4, 5)),
+    )
+    repo = RepositoryState(e, rows, partitions={"load": 6})
+    job = ObservedJob("bx-1-load-pxxxxxx", "load", 7, partitions=tuple(range(6)), active=5)
+    actions = run(bx({"jobExecutionId": 7}), repo, [job], job=FANOUT)
+    assert kinds(actions) == ["PatchStatus"]
+    st = actions[0].status
+    load = next(s for s in st["steps"] if s["name"] == "load")
+    assert (st["phase"], load["status"], load.get("exitDescription")) == (
+        "Running",
+        "STARTED",
+        None,
+    )
+    assert st["progress"] == "39%"  # prepare 1, load 1100/6000, check 0
+
+
+def test_progress_after_a_stop_counts_what_was_read() -> None:
+    """A 6-partition step stopped with 0/6 partitions done and 1,400 of 6,000 items read
+    (two partitions had not reported their totals): not 0%."""
+    doc = FANOUT.dump()
+    doc["spec"]["steps"] = [doc["spec"]["steps"][1]]
+    doc["spec"]["steps"][0]["partitions"] = {"count": 6}
+    single = BatchJob.model_validate(doc)
+    e = execution(BatchStatus.STOPPED, single)
+    rows = tuple(
+        step(
+            "load", BatchStatus.STOPPED, i, read=350 if i < 4 else 0, total=1000 if i < 4 else None
+        )
+        for i in range(6)
+    )
+    repo = RepositoryState(e, rows, partitions={"load": 6})
+    [patch] = [
+        a for a in run(bx({"jobExecutionId": 7}), repo, job=single) if isinstance(a, PatchStatus)
+    ]
+    st = patch.status
+    assert (st["phase"], st["readCount"]) == ("Stopped", 1400)
+    assert st["progress"] == "23%"
+    load = st["steps"][0]
+    assert (load["partitionsTotal"], load["partitionsDone"]) == (6, 0)
+
+
+def test_progress_of_a_restart_counts_what_earlier_attempts_completed() -> None:
+    e = execution(BatchStatus.STARTED, FANOUT, attempt=2)
+    previous = {("prepare", None): BatchStatus.COMPLETED}
+    previous |= {("load", i): BatchStatus.COMPLETED for i in range(6)}
+    rows = tuple(step("load", BatchStatus.STARTED, i, read=25, total=50) for i in (6, 7))
+    repo = RepositoryState(e, rows, previous=previous, partitions={"load": 8})
+    job = ObservedJob("bx-2-load-pxxxxxx", "load", 7, partitions=(6, 7), active=2)
+    [patch] = [
+        a
+        for a in run(bx({"jobExecutionId": 7}), repo, [job], job=FANOUT)
+        if isinstance(a, PatchStatus)
+    ]
+    load = next(s for s in patch.status["steps"] if s["name"] == "load")
+    assert (load["partitionsTotal"], load["partitionsDone"]) == (8, 6)
+    assert patch.status["progress"] == "62%"  # prepare 1, load (6 + 0.5 + 0.5) / 8, check 0
