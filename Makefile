@@ -35,8 +35,10 @@ pg:
 pg-stop:
 	@scripts/postgres.sh stop
 
+# Two workers: most tests wait on processes (runs, stops, kills), so two keep both CPUs busy.
+PYTEST_WORKERS ?= 2
 unit: setup pg
-	BATON_TEST_PG_URL="$$(scripts/postgres.sh url)" $(BIN)/python -m pytest $(PYTEST_ARGS)
+	BATON_TEST_PG_URL="$$(scripts/postgres.sh url)" $(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test: lint unit
 
