@@ -280,7 +280,9 @@ def test_chaos_rounds_complete_with_every_row_once(
     is restarted. Every round ends Completed with every row exactly once."""
     if e2e_env.get("E2E_PROVIDER", "local") != "local":
         pytest.skip("needs the step processes and PostgreSQL on this machine (local provider)")
-    seed = int(os.environ.get("E2E_CHAOS_SEED", str(int(time.time()))))
+    # A fixed default seed, so that CI replays one known schedule of kills (the moments
+    # still vary with timing); E2E_CHAOS_SEED explores others.
+    seed = int(os.environ.get("E2E_CHAOS_SEED", "20261129"))
     rng = random.Random(seed)
     rounds = int(os.environ.get("E2E_CHAOS_ROUNDS", "10"))
     fanout(kubectl, ns, "chaos", size=20)
@@ -329,3 +331,39 @@ def test_chaos_rounds_complete_with_every_row_once(
         f"{sum('step' in r[6] for r in results)} step kills -9, {rounds} PostgreSQL "
         f"restarts, {time.monotonic() - started:.0f}s"
     )
+
+
+def test_postgres_down_30s_mid_run_completes_exactly_once(
+    kubectl: Kubectl,
+    ns: str,
+    operator: Database,
+    postgres: Postgres,
+    e2e_env: dict[str, str],
+) -> None:
+    """A managed PostgreSQL failover takes 10-60 s: the database is down for 30 s while
+    6 partitions load. The step pods and the operator ride it out (BATON_DB_RETRY_SECONDS,
+    120 by default): the execution completes in its first attempt, every row once."""
+    if e2e_env.get("E2E_PROVIDER", "local") != "local":
+        pytest.skip("needs PostgreSQL on this machine (local provider)")
+    fanout(kubectl, ns, "outage", size=20)
+    count = 1230
+    execution(kubectl, ns, "outage-1", "outage", {"count": count, "delayMs": 10}, **WD)
+
+    def loading() -> int | None:
+        st = status(kubectl, ns, "outage-1")
+        eid = st.get("jobExecutionId")
+        return int(eid) if eid and _step_pids(int(eid)) else None
+
+    kubectl.wait_until("outage-1 loading", loading, timeout=240, interval=0.2)
+    t0 = time.monotonic()
+    subprocess.run(
+        [str(REPO / "e2e" / "cluster"), "pg-restart", "30"],
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
+    st = wait_phase(kubectl, ns, "outage-1", "Completed", "Failed", "Stopped", timeout=400)
+    print(f"MEASURE PostgreSQL down 30 s mid-run: {st['phase']} {time.monotonic() - t0:.0f}s later")
+    assert st["phase"] == "Completed", st
+    assert st.get("attempt", 1) == 1, st  # ridden out, not failed and restarted
+    assert rows(postgres, operator, count) == (count, count)
