@@ -102,3 +102,21 @@ def install_operator(
         "--wait", "--timeout", "180s",
     )  # fmt: skip
     kubectl("-n", SYSTEM, "rollout", "status", "deploy/baton", "--timeout=180s", timeout=200)
+
+
+def step_processes(execution_id: int, index: int | None = None) -> list[int]:
+    """PIDs (on this node) of the step pods' `baton step EXECUTION_ID load` processes
+    whose Indexed Job index is ``index`` (any, for None)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            env = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        mine = b"step" in cmd and str(execution_id).encode() in cmd and b"load" in cmd
+        if mine and (index is None or f"JOB_COMPLETION_INDEX={index}".encode() in env):
+            pids.append(int(proc.name))
+    return pids

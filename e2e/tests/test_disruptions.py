@@ -11,7 +11,6 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -27,6 +26,7 @@ from .support import (
     patch,
     rows,
     status,
+    step_processes,
     wait_phase,
 )
 
@@ -223,21 +223,6 @@ def test_namespace_deleted_after_the_operator_is_uninstalled_goes_away(
 # ---------------------------------------------------------------- chaos
 
 
-def _step_pids(execution_id: int) -> list[int]:
-    """PIDs (on this node) of the `baton step EXECUTION_ID load` processes."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmd = (proc / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"step" in cmd and str(execution_id).encode() in cmd and b"load" in cmd:
-            pids.append(int(proc.name))
-    return pids
-
-
 def _kill_operator(kubectl: Kubectl) -> str:
     kubectl(
         "-n", SYSTEM, "delete", "pod", "-l", "app.kubernetes.io/component=operator",
@@ -247,7 +232,7 @@ def _kill_operator(kubectl: Kubectl) -> str:
 
 
 def _kill_step(execution_id: int) -> str:
-    pids = _step_pids(execution_id)
+    pids = step_processes(execution_id)
     if not pids:
         return "step(none running)"
     pid = random.choice(pids)
@@ -300,7 +285,7 @@ def test_chaos_rounds_complete_with_every_row_once(
         def loading(name: str = name) -> int | None:
             st = status(kubectl, ns, name)
             eid = st.get("jobExecutionId")
-            return int(eid) if eid and _step_pids(int(eid)) else None
+            return int(eid) if eid and step_processes(int(eid)) else None
 
         eid = kubectl.wait_until(f"{name} loading", loading, timeout=240, interval=0.2)
         done = []
@@ -352,7 +337,7 @@ def test_postgres_down_30s_mid_run_completes_exactly_once(
     def loading() -> int | None:
         st = status(kubectl, ns, "outage-1")
         eid = st.get("jobExecutionId")
-        return int(eid) if eid and _step_pids(int(eid)) else None
+        return int(eid) if eid and step_processes(int(eid)) else None
 
     kubectl.wait_until("outage-1 loading", loading, timeout=240, interval=0.2)
     t0 = time.monotonic()

@@ -8,7 +8,6 @@ import os
 import signal
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +18,7 @@ from .support import (
     RELEASE,
     REPO,
     SYSTEM,
+    step_processes,
     wait_condition,
 )
 from .support import (
@@ -231,24 +231,6 @@ def _local_only(e2e_env: dict[str, str]) -> None:
         pytest.skip("needs the step processes on this machine (local provider)")
 
 
-def _step_processes(execution_id: int, index: int | None) -> list[int]:
-    """PIDs (on this node) of the step pods' `baton step EXECUTION_ID load` processes
-    whose Indexed Job index is ``index`` (any, for None)."""
-    pids = []
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmd = (proc / "cmdline").read_bytes().split(b"\0")
-            env = (proc / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        mine = b"step" in cmd and str(execution_id).encode() in cmd and b"load" in cmd
-        if mine and (index is None or f"JOB_COMPLETION_INDEX={index}".encode() in env):
-            pids.append(int(proc.name))
-    return pids
-
-
 def test_killed_partition_resumes_from_its_checkpoint(
     kubectl: Kubectl,
     ns: str,
@@ -272,7 +254,7 @@ def test_killed_partition_resumes_from_its_checkpoint(
         st = _status(kubectl, ns, "fan")
         if not st.get("jobExecutionId"):
             return None
-        return _step_processes(st["jobExecutionId"], 3) or None
+        return step_processes(st["jobExecutionId"], 3) or None
 
     kubectl.wait_until("partition 3 running", partition_3_running, timeout=180, interval=0.3)
     time.sleep(5)  # some of its chunks committed (500 items x 30 ms = 15 s per partition)
@@ -556,7 +538,7 @@ def test_stale_execution_is_failed_automatically_then_restarts(
         load = next((s for s in st.get("steps") or [] if s["name"] == "load"), None)
         if not load or load["writeCount"] < 100:
             return None
-        return _step_processes(st["jobExecutionId"], None) or None
+        return step_processes(st["jobExecutionId"], None) or None
 
     pids = kubectl.wait_until("the load step writing", loading, timeout=180, interval=0.5)
     kubectl("-n", ns, "delete", "job", "stale-1-load", "--cascade=orphan")
