@@ -110,7 +110,13 @@ def test_deleted_partition_pod_continues_in_a_new_pod(
     job = load_job(kubectl, ns)
     assert job["status"].get("failed", 0) == 0, job["status"]  # exit 9: not a failure
     assert replaced != pod
-    assert incarnations(postgres, operator, st["jobExecutionId"], 3) >= 2
+    # the new pod's process opens the unit a moment after the pod is Running
+    kubectl.wait_until(
+        "partition 3 opened again (incarnation 2)",
+        lambda: incarnations(postgres, operator, st["jobExecutionId"], 3) >= 2,
+        timeout=60,
+        interval=0.5,
+    )
 
     # only spec.stop stops; the progress then agrees with what was read
     patch(kubectl, ns, "del", {"stop": True})
@@ -173,7 +179,9 @@ def test_namespace_deleted_with_the_operator_running_goes_away(
 ) -> None:
     """A namespace with a running execution (its Jobs and pods) is deleted: it goes
     away, and the operator marks the JobExecution FAILED (restartable elsewhere)."""
-    st = _running_execution(kubectl, ns, "doomed", 2400)
+    # counts are unique across the session: rows of every scenario share one table,
+    # keyed by count_to (2400 is the stale-recovery scenario's)
+    st = _running_execution(kubectl, ns, "doomed", 2403)
     kubectl("delete", "namespace", ns, "--wait=false")
     took = _namespace_gone(kubectl, ns)
     print(f"\nMEASURE namespace with a running execution deleted (operator running): {took:.1f}s")
