@@ -10,7 +10,7 @@ from typing import Any
 import baton
 import pytest
 from baton import BatchStatus, JobOperator, JobRegistry, JobRepository
-from baton.errors import (
+from baton.core.errors import (
     DatabaseUnavailable,
     InvalidParameters,
     JobExecutionAlreadyRunning,
@@ -19,7 +19,7 @@ from baton.errors import (
     UnexpectedJobExecutionState,
 )
 from baton.registry import RegisteredJob
-from baton.spec import BatchJob, JobSpec, ObjectMeta
+from baton.spec.model import BatchJob, JobSpec, ObjectMeta
 from sqlalchemy import text
 
 JOBS = Path(__file__).resolve().parent / "jobs"

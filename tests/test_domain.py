@@ -3,15 +3,9 @@ from __future__ import annotations
 import datetime as dt
 
 import pytest
-from baton.domain import (
-    BatchStatus,
-    JobParameter,
-    JobParameters,
-    LaunchVerdict,
-    ParamType,
-    launch_verdict,
-    parse_value,
-)
+from baton.core.parameters import JobParameter, JobParameters, ParamType, parse_value
+from baton.core.restart import LaunchVerdict, launch_verdict
+from baton.core.status import BatchStatus
 
 
 @pytest.mark.parametrize(

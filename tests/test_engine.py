@@ -61,8 +61,8 @@ def test_transition_rereads_on_a_concurrent_change(tmp_path: object) -> None:
     import pathlib
 
     from baton import BatchStatus, JobRepository
-    from baton.domain import JobParameters
-    from baton.errors import UnexpectedJobExecutionState
+    from baton.core.errors import UnexpectedJobExecutionState
+    from baton.core.parameters import JobParameters
 
     db = f"sqlite:///{pathlib.Path(str(tmp_path)) / 'lock.db'}"
     a, b = JobRepository(db), JobRepository(db)

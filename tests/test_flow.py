@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from baton.domain import BatchStatus
+from baton.core.status import BatchStatus
 from baton.flow import (
     Finish,
     FlowState,
@@ -21,7 +21,7 @@ from baton.flow import (
     Wait,
     next_actions,
 )
-from baton.spec import JobSpec
+from baton.spec.model import JobSpec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from baton import BatchStatus, JobOperator, JobRepository
-from baton.spec import BatchJob
+from baton.spec.model import BatchJob
 from conftest import ROOT, baton
 from sqlalchemy import text
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import baton
 import pytest
 from baton import InvalidDefinition, JobRegistry, UnknownJob
-from baton.errors import ImportFailed
+from baton.core.errors import ImportFailed
 
 # One job written twice: as decorated Python and as a manifest. ``{mod}`` is the module
 # name the Python is imported under (its functions are referenced as ``{mod}:name``).

@@ -9,14 +9,14 @@ import socket
 import tempfile
 
 from baton import BatchStatus, JobOperator, JobRepository, LaunchRejected
-from baton.errors import (
+from baton.core.errors import (
     InstanceCompensated,
     JobExecutionAlreadyRunning,
     JobInstanceAlreadyComplete,
     JobRestartRejected,
     UnexpectedJobExecutionState,
 )
-from baton.spec import BatchJob
+from baton.spec.model import BatchJob
 from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -27,7 +27,7 @@ S = BatchStatus
 
 
 def expected_rejection(last: BatchStatus | None, prevent: bool) -> type[LaunchRejected] | None:
-    """The table, written out independently of baton.domain."""
+    """The table, written out independently of baton.core."""
     table: dict[BatchStatus | None, type[LaunchRejected] | None] = {
         None: None,
         S.COMPLETED: JobInstanceAlreadyComplete,

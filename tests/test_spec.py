@@ -4,8 +4,8 @@ import datetime as dt
 from pathlib import Path
 
 import pytest
-from baton.errors import InvalidDefinition, InvalidParameters
-from baton.spec import load_manifests, parse_cli_params, parse_job
+from baton.core.errors import InvalidDefinition, InvalidParameters
+from baton.spec.model import load_manifests, parse_cli_params, parse_job
 
 ROOT = Path(__file__).resolve().parent.parent
 ISSUE_SHAPE = ROOT / "examples" / "orders" / "job.yaml"

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 from baton import BatchStatus, ExitCode, JobRepository, NoSuchExecution
-from baton.domain import JobParameters
+from baton.core.parameters import JobParameters
 from baton.repository import JobExecution, store
 from baton.repository.engine import SCHEMA_REVISION, current_revision, make_engine
-from baton.spec import BatchJob
+from baton.spec.model import BatchJob
 from baton.step.entry import partition_for_index, run_unit
 from baton.step.runner import plan_partitions, run_step
 from conftest import ROOT

@@ -19,11 +19,11 @@ from typing import Any
 
 import kopf
 from baton.repository import JobRepository
-from baton.resources import GROUP, TERMINAL_PHASES, VERSION
 from kubernetes import client
 
 from baton_operator import metrics
 from baton_operator.config import OperatorConfig
+from baton_operator.k8s.resources import GROUP, TERMINAL_PHASES, VERSION
 from baton_operator.kube import Cluster, Operator, load_kube_config
 from baton_operator.manifests import LABEL_ATTEMPT, LABEL_EXECUTION
 from baton_operator.ticker import PeeringGate, Ticker, own_namespace

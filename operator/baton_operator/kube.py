@@ -12,24 +12,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from baton.domain import ABANDONABLE, BatchStatus
-from baton.errors import (
+from baton.core.errors import (
     BatonError,
     InvalidDefinition,
     InvalidParameters,
     LaunchRejected,
     NoSuchExecution,
 )
+from baton.core.status import ABANDONABLE, BatchStatus
 from baton.flow import ABANDONED
 from baton.repository import JobExecution, JobRepository
-from baton.resources import GROUP, VERSION, BatchExecution, Phase
-from baton.spec import BatchJob
+from baton.spec.model import BatchJob
 from baton.step.runner import plan_partitions
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from baton_operator import metrics
 from baton_operator.config import OperatorConfig
+from baton_operator.k8s.resources import GROUP, VERSION, BatchExecution, Phase
 from baton_operator.manifests import (
     ANNOTATION_PARTITIONS,
     LABEL_EXECUTION,

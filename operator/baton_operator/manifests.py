@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from baton.domain import ExitCode
+from baton.core.status import ExitCode
 
 from baton_operator.config import OperatorConfig
 

@@ -6,7 +6,6 @@ import threading
 from collections.abc import Sequence
 
 from baton.repository import StepExecution
-from baton.resources import Phase
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -15,6 +14,8 @@ from prometheus_client import (
     ProcessCollector,
     start_http_server,
 )
+
+from baton_operator.k8s.resources import Phase
 
 REGISTRY = CollectorRegistry()
 ProcessCollector(registry=REGISTRY)  # process_resident_memory_bytes, cpu, fds

@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from baton.domain import BatchStatus, JobParameters, can_abandon
+from baton.core.parameters import JobParameters
+from baton.core.status import BatchStatus, can_abandon
 from baton.flow import (
     CONTINUE,
     Finish,
@@ -27,7 +28,10 @@ from baton.flow import (
     next_actions,
 )
 from baton.repository import JobExecution, StepExecution
-from baton.resources import (
+from baton.spec.model import BatchJob
+
+from baton_operator.config import OperatorConfig
+from baton_operator.k8s.resources import (
     BatchExecution,
     Condition,
     ExecutionStatus,
@@ -35,9 +39,6 @@ from baton.resources import (
     Phase,
     StepStatus,
 )
-from baton.spec import BatchJob
-
-from baton_operator.config import OperatorConfig
 from baton_operator.manifests import step_job
 
 # ---------------------------------------------------------------- inputs

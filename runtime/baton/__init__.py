@@ -3,8 +3,7 @@
 The public API is re-exported here; import ``baton``, not its submodules.
 """
 
-from baton.domain import BatchStatus, ExitCode, JobParameter, JobParameters, ParamType
-from baton.errors import (
+from baton.core.errors import (
     BatonError,
     DatabaseUnavailable,
     ImportFailed,
@@ -19,6 +18,8 @@ from baton.errors import (
     UnexpectedJobExecutionState,
     UnknownJob,
 )
+from baton.core.parameters import JobParameter, JobParameters, ParamType
+from baton.core.status import BatchStatus, ExitCode
 from baton.items import (
     CsvReader,
     CsvWriter,
@@ -32,7 +33,7 @@ from baton.items import (
 from baton.ops import CachingJobExplorer, JobExplorer, JobOperator
 from baton.registry import JobRegistry, RegisteredJob, chunk, job, param, tasklet
 from baton.repository import JobExecution, JobInstance, JobRepository, StepExecution
-from baton.spec import BatchJob, ChunkSpec, JobSpec, ParameterSpec, StepSpec, load_manifests
+from baton.spec.model import BatchJob, ChunkSpec, JobSpec, ParameterSpec, StepSpec, load_manifests
 from baton.step.context import StepContext
 
 __version__ = "0.1.0"

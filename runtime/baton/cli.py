@@ -1,7 +1,7 @@
 """The ``baton`` command line: a thin shell over JobOperator / JobExplorer.
 
 Every failure a user can cause ends in one line on stderr and an exit code from
-:class:`baton.domain.ExitCode`; every listing is also available as ``--json``.
+:class:`baton.core.status.ExitCode`; every listing is also available as ``--json``.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from baton.domain import BatchStatus, ExitCode
-from baton.errors import BatonError, NoSuchExecution
+from baton.core.errors import BatonError, NoSuchExecution
+from baton.core.status import BatchStatus, ExitCode
 from baton.ops import JobExplorer, JobOperator, step_summary, summarize
 from baton.registry import JobRegistry
 from baton.repository import (
@@ -30,7 +30,7 @@ from baton.repository import (
     StepExecution,
     redact,
 )
-from baton.spec import INT_MAX, parse_cli_context, parse_cli_params
+from baton.spec.model import INT_MAX, parse_cli_context, parse_cli_params
 
 try:  # Typer >= 0.25 vendors click
     from typer._click.exceptions import ClickException, NoArgsIsHelpError, UsageError
@@ -380,7 +380,7 @@ def _cluster(
         return None
     if target is None and not (namespace or context or kubeconfig):
         return None
-    from baton.kube import ClusterJobOperator
+    from baton_operator.k8s.client import ClusterJobOperator
 
     return ClusterJobOperator(namespace or "default", kubeconfig=kubeconfig, context=context)
 
@@ -410,7 +410,7 @@ def start_in_cluster(
     kubeconfig: Kubeconfig = None,
 ) -> None:
     """Create a BatchExecution of JOB in the cluster (the operator runs it)."""
-    from baton.kube import ClusterJobOperator
+    from baton_operator.k8s.client import ClusterJobOperator
 
     op = ClusterJobOperator(namespace or "default", kubeconfig=kubeconfig, context=context)
     created = op.start(
@@ -541,7 +541,7 @@ def executions(
             ]
         if as_json:
             return _print_json(found[-limit:])
-        from baton.kube import executions_table
+        from baton_operator.k8s.client import executions_table
 
         return out.print(executions_table(found[-limit:]))
     listing = JobOperator(_repo(db)).list_executions(job, running=running, limit=limit)

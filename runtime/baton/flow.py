@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from baton.domain import BatchStatus, step_should_run
-from baton.repository.records import JobExecution, StepExecution
-from baton.spec import JobSpec, StepBody
+from baton.core.entities import JobExecution, StepExecution
+from baton.core.restart import step_should_run
+from baton.core.status import BatchStatus
+from baton.spec.model import JobSpec, StepBody
 
 Key = tuple[str, int | None]
 CONTINUE = "CONTINUE"

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from baton.errors import ImportFailed, InvalidDefinition
+from baton.core.errors import ImportFailed, InvalidDefinition
 
 
 def add_import_paths(paths: Iterable[str | Path | None]) -> None:

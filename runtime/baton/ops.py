@@ -10,21 +10,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from baton.domain import (
-    ABANDONABLE,
-    BatchStatus,
-    JobParameter,
-    ParamType,
-    can_abandon,
-    can_stop,
-)
-from baton.errors import (
+from baton.core.errors import (
     BatonError,
     InvalidParameters,
     JobExecutionAlreadyRunning,
     UnexpectedJobExecutionState,
     UnknownJob,
 )
+from baton.core.parameters import JobParameter, ParamType
+from baton.core.status import ABANDONABLE, BatchStatus, can_abandon, can_stop
 from baton.executors.local import LocalExecutor, Tick, owner_alive, this_owner
 from baton.flow import ABANDONED, FlowState, compensates_on_abandon
 from baton.registry import RegisteredJob, check_components
@@ -36,7 +30,7 @@ from baton.repository import (
     StepExecution,
 )
 from baton.repository.store import jsonable
-from baton.spec import BatchJob
+from baton.spec.model import BatchJob
 
 Launched = Callable[[JobExecution], None]
 

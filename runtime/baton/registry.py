@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from baton.domain import ParamType
-from baton.errors import BatonError, ImportFailed, InvalidDefinition, UnknownJob
+from baton.core.errors import BatonError, ImportFailed, InvalidDefinition, UnknownJob
+from baton.core.parameters import ParamType
 from baton.loading import (
     add_import_paths,
     check_component,
@@ -31,7 +31,7 @@ from baton.loading import (
     ref_of,
     resolve_exception,
 )
-from baton.spec import (
+from baton.spec.model import (
     BatchJob,
     ChunkSpec,
     JobSpec,

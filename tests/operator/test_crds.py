@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 import yaml
-from baton.resources import BatchExecution, crds, render
+from baton_operator.k8s.resources import BatchExecution, crds, render
 
 ROOT = Path(__file__).resolve().parents[2]
 FIX = "regenerate with: python -m baton.resources crds charts/baton/crds"
@@ -77,8 +77,8 @@ def test_example_execution_parses() -> None:
 
 
 def test_every_batch_status_has_a_phase() -> None:
-    from baton.domain import BatchStatus
-    from baton.resources import Phase
+    from baton.core.status import BatchStatus
+    from baton_operator.k8s.resources import Phase
 
     for status in BatchStatus:
         phase = Phase.of(status)

@@ -21,9 +21,9 @@ from typing import Any
 
 import pytest
 import yaml
-from baton.domain import BatchStatus
-from baton.resources import Phase
+from baton.core.status import BatchStatus
 from baton_operator import metrics
+from baton_operator.k8s.resources import Phase
 from prometheus_client import CollectorRegistry, Counter
 from prometheus_client.metrics import MetricWrapperBase
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from baton.domain import ExitCode
+from baton.core.status import ExitCode
 from baton_operator.config import OperatorConfig
 from baton_operator.manifests import MAX_JOB_NAME, job_name, pod_failure_policy, step_job
 

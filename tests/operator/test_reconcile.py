@@ -8,11 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from baton.domain import BatchStatus
+from baton.core.status import BatchStatus
 from baton.repository import JobExecution, StepExecution
-from baton.resources import BatchExecution
-from baton.spec import BatchJob
+from baton.spec.model import BatchJob
 from baton_operator.config import OperatorConfig
+from baton_operator.k8s.resources import BatchExecution
 from baton_operator.reconcile import (
     AbandonExecution,
     CreateJob,

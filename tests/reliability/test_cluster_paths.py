@@ -22,7 +22,7 @@ import pytest
 import yaml
 from baton import BatchStatus, JobRepository
 from baton.repository import JobExecution, StepExecution
-from baton.spec import BatchJob
+from baton.spec.model import BatchJob
 from baton.step.runner import plan_partitions
 from conftest import ROOT
 from sqlalchemy import create_engine, text

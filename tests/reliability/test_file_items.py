@@ -20,7 +20,7 @@ from typing import Any
 import baton
 import pytest
 from baton import BatchJob, BatchStatus, ExitCode, JobOperator, JobRepository
-from baton.errors import InvalidDefinition
+from baton.core.errors import InvalidDefinition
 from baton.items import CsvReader, JsonLinesReader, JsonLinesWriter
 from baton.step.chunk import ChunkStep
 from baton.step.context import StepContext

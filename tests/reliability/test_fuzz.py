@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import yaml
 from baton import ExitCode, JobOperator, JobRepository
-from baton.domain import ParamType
-from baton.errors import InvalidParameters, LaunchRejected
-from baton.spec import load_manifests
+from baton.core.errors import InvalidParameters, LaunchRejected
+from baton.core.parameters import ParamType
+from baton.spec.model import load_manifests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_bad_input import executions, invoke

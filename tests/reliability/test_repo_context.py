@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 from baton import BatchStatus, ExitCode, JobRepository
-from baton.domain import JobParameters
-from baton.errors import InvalidParameters
+from baton.core.errors import InvalidParameters
+from baton.core.parameters import JobParameters
 from baton.repository.schema import JobExecutionRow, StepExecutionRow
 from conftest import baton
 from conftest import baton_in_process as cli
@@ -302,7 +302,7 @@ def test_unstorable_values_fail_their_step_with_a_clear_error(
 def test_the_repository_refuses_what_it_could_not_read_back(db_url: str) -> None:
     """The API below the step runtime: a seed context, a checkpoint, a job-context merge
     with an unstorable value are refused, naming the key; nothing is written."""
-    from baton.errors import InvalidContext
+    from baton.core.errors import InvalidContext
 
     repo = JobRepository(db_url)
     try:
@@ -342,7 +342,7 @@ def test_the_repository_refuses_what_it_could_not_read_back(db_url: str) -> None
 
 def test_the_codec_cannot_be_confused_by_user_data() -> None:
     """Tags cannot collide with user dicts; what is not a tag is never decoded."""
-    from baton.errors import InvalidContext
+    from baton.core.errors import InvalidContext
     from baton.repository.codec import decode_context, encode_context
 
     tricky = {

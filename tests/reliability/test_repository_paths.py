@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 from baton import BatchStatus, ExitCode, JobRepository
-from baton.domain import JobParameter, JobParameters, ParamType
-from baton.errors import DatabaseUnavailable, InvalidParameters, NoSuchExecution
+from baton.core.errors import DatabaseUnavailable, InvalidParameters, NoSuchExecution
+from baton.core.parameters import JobParameter, JobParameters, ParamType
 from baton.executors.local import this_owner
 from baton.repository import JobExecution, redact
 from conftest import baton
@@ -387,7 +387,7 @@ def test_a_listing_on_a_busy_database_marks_the_process_gone(
 
 def test_database_unavailable_is_the_parent_of_busy() -> None:
     """Whoever catches DatabaseUnavailable (exit 6) catches a busy database too."""
-    from baton.errors import DatabaseBusy
+    from baton.core.errors import DatabaseBusy
 
     assert issubclass(DatabaseBusy, DatabaseUnavailable)
     assert DatabaseBusy("x").exit_code == ExitCode.DATABASE

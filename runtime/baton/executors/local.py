@@ -32,8 +32,13 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from baton.domain import BatchStatus, ExitCode
-from baton.errors import BatonError, DatabaseUnavailable, StepFenced, UnexpectedJobExecutionState
+from baton.core.errors import (
+    BatonError,
+    DatabaseUnavailable,
+    StepFenced,
+    UnexpectedJobExecutionState,
+)
+from baton.core.status import BatchStatus, ExitCode
 from baton.flow import (
     Finish,
     FlowState,
@@ -45,7 +50,7 @@ from baton.flow import (
 )
 from baton.repository import JobExecution, JobRepository, StepExecution
 from baton.repository.retry import Retrier, retry_budget
-from baton.spec import BatchJob
+from baton.spec.model import BatchJob
 from baton.step.runner import plan_partitions, run_step
 
 log = logging.getLogger("baton.executor")

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Boolean, Connection, Engine, MetaData, Table, insert, select, text
 from sqlalchemy.exc import DBAPIError, NoSuchTableError
 
-from baton.errors import BatonError, InvalidDefinition
+from baton.core.errors import BatonError, InvalidDefinition
 from baton.repository.engine import make_engine, normalize_url
 
 if TYPE_CHECKING:

@@ -28,7 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any
 
-from baton.errors import BatonError
+from baton.core.errors import BatonError
 
 
 class MalformedRecord(ValueError, csv.Error):

@@ -6,7 +6,7 @@ import itertools
 from collections.abc import Iterable, Iterator, Mapping, MutableMapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from baton.errors import InvalidDefinition
+from baton.core.errors import InvalidDefinition
 from baton.loading import build
 
 if TYPE_CHECKING:

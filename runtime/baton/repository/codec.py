@@ -10,7 +10,7 @@ is ever mistaken for a tag. The top level of a context is never a tag (it is a p
 mapping of keys), so a context may use any string key.
 
 Anything else (a set, an arbitrary object, bytes, a dict that contains itself, nesting
-deeper than :data:`MAX_DEPTH`) is refused with :class:`~baton.errors.InvalidContext`
+deeper than :data:`MAX_DEPTH`) is refused with :class:`~baton.core.errors.InvalidContext`
 naming the key and the type: the repository never stores a context it cannot give
 back as it was. Reading never raises: a row that is not an object (written by an old
 version) reads as an empty context, and a tag this version does not know stays the
@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from baton.errors import InvalidContext
+from baton.core.errors import InvalidContext
 
 TAG = "$baton"
 VALUE = "v"

@@ -4,7 +4,7 @@ SQLite is made safe for several processes at once (the executor, step processes 
 ``baton stop`` from another terminal): WAL, a busy timeout, and write transactions
 that take the write lock up front (``BEGIN IMMEDIATE``) so they wait instead of
 failing on lock upgrade. A write lock held longer than the busy timeout ends in
-:class:`~baton.errors.DatabaseBusy` (exit 6), never in a traceback: 60 s for step
+:class:`~baton.core.errors.DatabaseBusy` (exit 6), never in a traceback: 60 s for step
 processes and the executor (a checkpoint had better wait out another's short
 transaction than fail its chunk), 10 s for interactive commands (``stop``, listings:
 an answer soon; every Baton write transaction is milliseconds long, so 10 s means
@@ -38,7 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
-from baton.errors import DatabaseBusy, DatabaseUnavailable, InvalidSetting
+from baton.core.errors import DatabaseBusy, DatabaseUnavailable, InvalidSetting
 
 DEFAULT_URL = "sqlite:///baton.db"
 MIGRATIONS = Path(__file__).parent / "migrations"

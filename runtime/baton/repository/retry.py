@@ -18,8 +18,8 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from baton.domain import BatchStatus
-from baton.errors import DatabaseUnavailable
+from baton.core.errors import DatabaseUnavailable
+from baton.core.status import BatchStatus
 from baton.repository.codec import decode_context
 from baton.repository.schema import JobExecutionRow, StepExecutionRow
 from baton.repository.store import Counts

@@ -37,17 +37,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
-from baton.domain import (
-    BatchStatus,
-    JobParameter,
-    JobParameters,
-    LaunchVerdict,
-    ParamType,
-    launch_verdict,
-    parse_value,
-    verdict_message,
-)
-from baton.errors import (
+from baton.core.entities import JobExecution, JobInstance, SkippedItem, StepExecution
+from baton.core.errors import (
     DatabaseUnavailable,
     InstanceCompensated,
     InvalidContext,
@@ -62,6 +53,9 @@ from baton.errors import (
     StepFenced,
     UnexpectedJobExecutionState,
 )
+from baton.core.parameters import JobParameter, JobParameters, ParamType, parse_value
+from baton.core.restart import LaunchVerdict, launch_verdict, verdict_message
+from baton.core.status import BatchStatus
 from baton.repository.codec import decode_context, encode_context
 from baton.repository.engine import (
     SCHEMA_REVISION,
@@ -73,7 +67,6 @@ from baton.repository.engine import (
     version_table,
     write_transaction,
 )
-from baton.repository.records import JobExecution, JobInstance, SkippedItem, StepExecution
 from baton.repository.schema import (
     NO_PARTITION,
     JobExecutionRow,

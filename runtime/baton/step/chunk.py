@@ -31,8 +31,8 @@ from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
-from baton.domain import BatchStatus
-from baton.errors import BatonError, DatabaseUnavailable, StepFenced
+from baton.core.errors import BatonError, DatabaseUnavailable, StepFenced
+from baton.core.status import BatchStatus
 from baton.items.database import SqlReader
 from baton.items.protocols import KnowsTotal, StagedWriter, TransactionalWriter
 from baton.items.support import leaf_writers
@@ -45,7 +45,7 @@ from baton.repository.retry import (
     locked_unit_state,
     retry_budget,
 )
-from baton.spec import ChunkSpec
+from baton.spec.model import ChunkSpec
 from baton.step.context import StepContext
 
 CHUNKS_KEY = "baton.chunks"

@@ -17,8 +17,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
-from baton.domain import ExitCode
-from baton.errors import BatonError
+from baton.core.errors import BatonError
+from baton.core.status import ExitCode
 from baton.repository import DEFAULT_URL, JobRepository
 from baton.step.runner import KINDS, run_step
 

@@ -4,7 +4,7 @@ step, a compensation or a callback.
 This is what a local subprocess runs (``baton step``) and what a pod runs: it needs
 only the repository URL, the execution id and the unit, because the job spec is
 snapshotted into the execution at launch. Its exit code is the contract of
-:class:`baton.domain.ExitCode`.
+:class:`baton.core.status.ExitCode`.
 """
 
 from __future__ import annotations
@@ -21,18 +21,18 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from baton.domain import BatchStatus, ExitCode
-from baton.errors import (
+from baton.core.errors import (
     BatonError,
     DatabaseUnavailable,
     ImportFailed,
     InvalidDefinition,
     StepFenced,
 )
+from baton.core.status import BatchStatus, ExitCode
 from baton.loading import add_import_paths, build
 from baton.repository import JobExecution, JobRepository, StepExecution
 from baton.repository.retry import Retrier
-from baton.spec import BatchJob, StepBody
+from baton.spec.model import BatchJob, StepBody
 from baton.step.chunk import CONTINUE, ChunkStep, SkipLimitExceeded, describe_failure, error_text
 from baton.step.context import StepContext
 

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from baton.core.status import BatchStatus
+from baton.spec.model import NAME_PATTERN, JobSpec, Model, ObjectMeta
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
-
-from baton.domain import BatchStatus
-from baton.spec import NAME_PATTERN, JobSpec, Model, ObjectMeta
 
 GROUP = "baton.dev"
 VERSION = "v1alpha1"

@@ -10,7 +10,8 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
-from baton.domain import BatchStatus, JobParameters
+from baton.core.parameters import JobParameters
+from baton.core.status import BatchStatus
 
 
 @dataclass(frozen=True)

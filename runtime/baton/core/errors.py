@@ -5,7 +5,7 @@ The CLI prints ``str(error)`` as a single line, so messages say *what* and *why*
 
 from __future__ import annotations
 
-from baton.domain import ExitCode
+from baton.core.status import ExitCode
 
 
 class BatonError(Exception):

@@ -14,10 +14,10 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from baton.core.errors import BatonError, UnexpectedJobExecutionState
 from rich.table import Table
 
-from baton.errors import BatonError, UnexpectedJobExecutionState
-from baton.resources import API_VERSION, GROUP, VERSION, Phase
+from baton_operator.k8s.resources import API_VERSION, GROUP, VERSION, Phase
 
 PLURAL = "batchexecutions"
 

@@ -16,8 +16,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from baton.domain import JobParameter, JobParameters, ParamType, parse_value
-from baton.errors import InvalidDefinition, InvalidParameters
+from baton.core.errors import InvalidDefinition, InvalidParameters
+from baton.core.parameters import JobParameter, JobParameters, ParamType, parse_value
 
 API_VERSION = "baton.dev/v1alpha1"
 MAX_DEPTH = 64  # nesting of manifests and --ctx values: far beyond real use, far below recursion

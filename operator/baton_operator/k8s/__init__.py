@@ -1,0 +1,1 @@
+"""Kubernetes: the custom resources, their CRDs, and the API I/O."""

@@ -1,0 +1,1 @@
+"""The BatchJob manifest: its pydantic model and how manifests are loaded."""
