@@ -160,7 +160,7 @@ def pod_units(execution_id: int, partitions: int, url: str, command: str) -> lis
         execution="bench",
         namespace="bench",
         uid="bench",
-        job_execution_id=execution_id,
+        execution_id=execution_id,
         attempt=1,
         step=STEP,
         config=OperatorConfig(),

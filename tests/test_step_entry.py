@@ -222,7 +222,7 @@ def test_open_step_resumes_in_place_and_inherits_only_an_unfinished_context(
         "inherit", e1.job_spec, JobParameters(), prevent_restart=False, source_dir=None, owner="t"
     )
     s2 = repo.open_step(e2, "map", 0, worker="b")
-    assert (s2.job_execution_id, s2.context, s2.incarnations) == (e2.id, {"pos": 5}, 1)
+    assert (s2.execution_id, s2.context, s2.incarnations) == (e2.id, {"pos": 5}, 1)
     assert s2.read_count == 0  # counts are per execution; the cursor carries over
     again = repo.open_step(e2, "map", 0, worker="c")  # a retried pod: the same row
     assert (again.id, again.incarnations, again.worker) == (s2.id, 2, "c")

@@ -33,7 +33,7 @@ from baton_operator.k8s.resources import GROUP, VERSION, BatchExecution, Phase
 from baton_operator.manifests import (
     ANNOTATION_PARTITIONS,
     LABEL_EXECUTION,
-    LABEL_JOB_EXECUTION_ID,
+    LABEL_EXECUTION_ID,
     LABEL_KIND,
     LABEL_MANAGED_BY,
     LABEL_STEP,
@@ -148,7 +148,7 @@ class Cluster:
                 ObservedJob(
                     name=j.metadata.name,
                     step=labels.get(LABEL_STEP, ""),
-                    job_execution_id=int(labels.get(LABEL_JOB_EXECUTION_ID, "0")),
+                    execution_id=int(labels.get(LABEL_EXECUTION_ID, "0")),
                     kind=labels.get(LABEL_KIND, "step"),
                     partitions=tuple(int(p) for p in parts.split(",")) if parts else None,
                     active=j.status.active or 0,

@@ -35,7 +35,7 @@ from baton_operator.config import OperatorConfig
 LABEL_EXECUTION = "baton.dev/execution"
 LABEL_STEP = "baton.dev/step"
 LABEL_ATTEMPT = "baton.dev/attempt"
-LABEL_JOB_EXECUTION_ID = "baton.dev/job-execution-id"
+LABEL_EXECUTION_ID = "baton.dev/job-execution-id"
 LABEL_KIND = "baton.dev/kind"
 ANNOTATION_PARTITIONS = "baton.dev/partitions"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
@@ -113,7 +113,7 @@ def step_job(
     execution: str,
     namespace: str,
     uid: str,
-    job_execution_id: int,
+    execution_id: int,
     attempt: int,
     step: str,
     config: OperatorConfig,
@@ -129,7 +129,7 @@ def step_job(
     extra_env: dict[str, str] | None = None,
     queue: str | None = None,
 ) -> dict[str, Any]:
-    """The Job that runs ``step`` of JobExecution ``job_execution_id`` (all its pending
+    """The Job that runs ``step`` of JobExecution ``execution_id`` (all its pending
     ``partitions`` when given; one ``partition`` of a compensation), owned by the
     BatchExecution."""
     name = job_name(
@@ -141,10 +141,10 @@ def step_job(
         LABEL_STEP: step,
         LABEL_KIND: kind,
         LABEL_ATTEMPT: str(attempt),
-        LABEL_JOB_EXECUTION_ID: str(job_execution_id),
+        LABEL_EXECUTION_ID: str(execution_id),
         LABEL_MANAGED_BY: MANAGER,
     }
-    command = ["baton", "step", str(job_execution_id), step]
+    command = ["baton", "step", str(execution_id), step]
     if kind != "step":
         command += ["--kind", kind]
     if partition is not None:

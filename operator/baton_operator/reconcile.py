@@ -62,7 +62,7 @@ class ObservedJob:
 
     name: str
     step: str
-    job_execution_id: int
+    execution_id: int
     kind: str = "step"
     partitions: tuple[int, ...] | None = None
     active: int = 0
@@ -536,7 +536,7 @@ def reconcile(
 
     if cur_status in (BatchStatus.STARTED, BatchStatus.STOPPING, BatchStatus.COMPENSATING):
         stopping = cur_status is BatchStatus.STOPPING
-        mine = [j for j in jobs if j.job_execution_id == current.id]
+        mine = [j for j in jobs if j.execution_id == current.id]
 
         def live(step: str, kind: str) -> list[ObservedJob]:
             return [
@@ -557,7 +557,7 @@ def reconcile(
                 execution=execution.name,
                 namespace=namespace,
                 uid=uid,
-                job_execution_id=current.id,
+                execution_id=current.id,
                 attempt=current.attempt,
                 step=step,
                 config=config,

@@ -17,7 +17,7 @@ from baton.step.runner import run_step
 from baton_operator.manifests import (
     ANNOTATION_PARTITIONS,
     LABEL_EXECUTION,
-    LABEL_JOB_EXECUTION_ID,
+    LABEL_EXECUTION_ID,
     LABEL_KIND,
     LABEL_STEP,
 )
@@ -155,7 +155,7 @@ class FakeCluster:
                 ObservedJob(
                     name=name,
                     step=labels[LABEL_STEP],
-                    job_execution_id=int(labels[LABEL_JOB_EXECUTION_ID]),
+                    execution_id=int(labels[LABEL_EXECUTION_ID]),
                     kind=labels[LABEL_KIND],
                     partitions=(
                         tuple(int(p) for p in parts.split(","))

@@ -42,7 +42,7 @@ def test_plain_step_job() -> None:
         execution="bx",
         namespace="ns",
         uid="u-1",
-        job_execution_id=7,
+        execution_id=7,
         attempt=2,
         step="load",
         config=CFG,
@@ -73,7 +73,7 @@ def test_partitioned_step_is_an_indexed_job_over_pending_partitions() -> None:
         execution="bx",
         namespace="ns",
         uid="u",
-        job_execution_id=7,
+        execution_id=7,
         attempt=1,
         step="map",
         config=CFG,
@@ -92,7 +92,7 @@ def test_step_pods_know_they_run_in_a_pod_and_their_grace_period() -> None:
     unless the job is STOPPING); the step also needs the grace period, to exit 9 before
     the kubelet's SIGKILL (137, a counted failure)."""
     job = step_job(
-        execution="bx", namespace="ns", uid="u", job_execution_id=7, attempt=1,
+        execution="bx", namespace="ns", uid="u", execution_id=7, attempt=1,
         step="load", config=CFG, partitions=(0, 1), stop_grace_seconds=90,
     )  # fmt: skip
     pod = job["spec"]["template"]["spec"]

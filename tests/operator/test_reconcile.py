@@ -60,7 +60,7 @@ def step(
     name: str, status: BatchStatus, partition: int | None = None, **counts: int
 ) -> StepExecution:
     return StepExecution(
-        id=hash((name, partition)) % 10_000, job_execution_id=7, step_name=name,
+        id=hash((name, partition)) % 10_000, execution_id=7, step_name=name,
         partition=partition, version=1, status=status,
         read_count=counts.get("read", 0), write_count=counts.get("write", 0), filter_count=0,
         read_skip_count=0, process_skip_count=0, write_skip_count=0,
@@ -302,7 +302,7 @@ def test_status_patch_is_a_json_merge_patch() -> None:
 
 def test_a_unit_whose_job_is_being_deleted_is_lost_as_gone() -> None:
     repo = RepositoryState(execution(BatchStatus.STARTED), (step("prepare", BatchStatus.STARTED),))
-    deleting = ObservedJob(name="bx-1-prepare", step="prepare", job_execution_id=7, deleting=True)
+    deleting = ObservedJob(name="bx-1-prepare", step="prepare", execution_id=7, deleting=True)
     actions = run(bx({"jobExecutionId": 7}), repo, [deleting])
     fail = next(a for a in actions if isinstance(a, FailUnits))
     assert fail.description == "step 'prepare': its Job bx-1-prepare is gone (deleted)"

@@ -408,7 +408,7 @@ def test_an_unknown_commit_outcome_is_read_back_not_guessed(
     chunk._write_chunk(chunk._process_chunk(third), third)
     chunk.writer.close()
     assert ns(out) == list(range(1, 31))
-    (step,) = repo.step_executions(chunk.step.job_execution_id)
+    (step,) = repo.step_executions(chunk.step.execution_id)
     assert (step.commit_count, step.write_count) == (3, 30)
     assert step.context["jsonl.written.offset"] == out.stat().st_size
 

@@ -205,8 +205,10 @@ class ExecutionStatus(Mutable):
     """What the operator observed: a mirror of the job repository."""
 
     phase: Phase | None = Field(default=None, description="Phase of the current attempt.")
-    job_execution_id: int | None = Field(
-        default=None, description="Id of the current JobExecution in the repository."
+    execution_id: int | None = Field(
+        default=None,
+        alias="jobExecutionId",
+        description="Id of the current JobExecution in the repository."
     )
     instance_id: int | None = Field(default=None, description="Id of the JobInstance.")
     attempt: int | None = Field(default=None, description="Attempt number of the instance.")

@@ -46,7 +46,7 @@ class JobExecution:
 @dataclass(frozen=True)
 class StepExecution:
     id: int
-    job_execution_id: int
+    execution_id: int
     step_name: str
     partition: int | None
     version: int

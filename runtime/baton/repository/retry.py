@@ -144,7 +144,7 @@ def locked_unit_state(conn: Connection, step_id: int) -> UnitState:
             E.status.label("job_status"),
             *(getattr(S, c) for c in columns),
         )
-        .join(E, E.id == S.job_execution_id)
+        .join(E, E.id == S.execution_id)
         .where(S.id == step_id)
     )
     if conn.dialect.name == "postgresql":

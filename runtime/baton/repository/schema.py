@@ -83,13 +83,16 @@ class StepExecutionRow(Base):
     __tablename__ = "baton_step_execution"
     __table_args__ = (
         UniqueConstraint(
-            "job_execution_id", "step_name", "partition", "kind", name="uq_baton_step_unit"
+            "execution_id", "step_name", "partition", "kind", name="uq_baton_step_unit"
         ),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    job_execution_id: Mapped[int] = mapped_column(
-        Id, ForeignKey("baton_job_execution.id", ondelete="CASCADE")
+    execution_id: Mapped[int] = mapped_column(  # the column keeps its historical name
+        "job_execution_id",
+        Id,
+        ForeignKey("baton_job_execution.id", ondelete="CASCADE"),
+        key="execution_id",
     )
     step_name: Mapped[str] = mapped_column(String(63))
     partition: Mapped[int] = mapped_column(Integer, default=NO_PARTITION)

@@ -595,7 +595,7 @@ class JobRepository:
             return []
         with self._read() as conn:
             rows = conn.execute(
-                select(S).where(S.job_execution_id == execution_id).order_by(S.id)
+                select(S).where(S.execution_id == execution_id).order_by(S.id)
             ).scalars()
             return [_step(r) for r in rows]
 
@@ -615,7 +615,7 @@ class JobRepository:
         with self._read() as conn:
             latest = (
                 select(func.max(S.id))
-                .join(E, E.id == S.job_execution_id)
+                .join(E, E.id == S.execution_id)
                 .where(
                     E.instance_id == execution.instance_id,
                     E.id < execution.id,
@@ -633,7 +633,7 @@ class JobRepository:
             rows = conn.execute(
                 select(SkippedItemRow, S.step_name, S.partition)
                 .join(S, S.id == SkippedItemRow.step_execution_id)
-                .where(S.job_execution_id == execution_id)
+                .where(S.execution_id == execution_id)
                 .order_by(SkippedItemRow.id)
             ).all()
         return [
@@ -774,16 +774,16 @@ class JobRepository:
         if kind == STEP:  # this execution's row first, else the latest earlier one
             q = (
                 select(S.__table__)
-                .join(E, E.id == S.job_execution_id)
+                .join(E, E.id == S.execution_id)
                 .where(same, E.instance_id == execution.instance_id, E.id <= execution.id)
-                .order_by(case((S.job_execution_id == execution.id, 0), else_=1), S.id.desc())
+                .order_by(case((S.execution_id == execution.id, 0), else_=1), S.id.desc())
                 .limit(1)
             )
         else:  # compensations and callbacks never inherit a context
-            q = select(S.__table__).where(same, S.job_execution_id == execution.id)
+            q = select(S.__table__).where(same, S.execution_id == execution.id)
         row = conn.execute(q).first()
         columns = S.__table__.c
-        if row is not None and row.job_execution_id == execution.id:
+        if row is not None and row.execution_id == execution.id:
             if BatchStatus(row.status) is BatchStatus.COMPLETED:
                 return _step(row)
             resumed = conn.execute(
@@ -806,7 +806,7 @@ class JobRepository:
         created = conn.execute(
             insert(S)
             .values(
-                job_execution_id=execution.id,
+                execution_id=execution.id,
                 step_name=step_name,
                 partition=part,
                 kind=kind,
@@ -937,7 +937,7 @@ class JobRepository:
                     for phase, item, error in skips
                 ],
             )
-        job_status = select(E.status).where(E.id == step.job_execution_id).scalar_subquery()
+        job_status = select(E.status).where(E.id == step.execution_id).scalar_subquery()
         status = conn.execute(
             update(S)
             .where(*_held_by(step))
@@ -1002,14 +1002,14 @@ class JobRepository:
             if c.execute(update(S).where(*where).values(**values)).rowcount == 0:
                 return False
             if context_delta is not None and context_delta.changed:
-                q = select(E.context).where(E.id == step.job_execution_id)
+                q = select(E.context).where(E.id == step.execution_id)
                 if c.dialect.name == "postgresql":
                     q = q.with_for_update()
                 stored = c.execute(q).scalar_one()
                 merged = context_delta.apply(stored if isinstance(stored, dict) else {})
                 c.execute(
                     update(E)
-                    .where(E.id == step.job_execution_id)
+                    .where(E.id == step.execution_id)
                     .values(context=merged, last_updated=utcnow())
                 )
             return True
@@ -1103,7 +1103,7 @@ class JobRepository:
         with self._read() as conn:
             latest = (
                 select(func.max(S.id))
-                .join(E, E.id == S.job_execution_id)
+                .join(E, E.id == S.execution_id)
                 .where(
                     E.instance_id == instance_id,
                     S.step_name == step_name,
@@ -1124,9 +1124,9 @@ class JobRepository:
             return []
         with self._read() as conn:
             rows = conn.execute(
-                select(S).where(S.job_execution_id.in_(list(executions))).order_by(S.id.desc())
+                select(S).where(S.execution_id.in_(list(executions))).order_by(S.id.desc())
             ).scalars()
-            return [(executions[r.job_execution_id], _step(r)) for r in rows]
+            return [(executions[r.execution_id], _step(r)) for r in rows]
 
     # ------------------------------------------------------------ concurrency
 
@@ -1217,7 +1217,7 @@ class JobRepository:
         with self.write() as conn:
             conn.execute(
                 update(S)
-                .where(S.job_execution_id == execution_id, S.status.in_(running))
+                .where(S.execution_id == execution_id, S.status.in_(running))
                 .values(
                     status=BatchStatus.FAILED.value,
                     exit_code="FAILED",
@@ -1273,7 +1273,7 @@ def _execution(
 def _step(r: StepExecutionRow | Row[Any]) -> StepExecution:
     return StepExecution(
         id=r.id,
-        job_execution_id=r.job_execution_id,
+        execution_id=r.execution_id,
         step_name=r.step_name,
         partition=_partition(r.partition),
         version=r.version,
