@@ -44,8 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from baton import BatchJob, BatchStatus, JobRepository
+from baton.flow.partitions import plan_partitions
 from baton.repository import normalize_url
-from baton.step.runner import plan_partitions
 from baton_operator.config import OperatorConfig
 from baton_operator.manifests import step_job
 from benchdb import in_database

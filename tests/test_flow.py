@@ -9,7 +9,7 @@ from dataclasses import replace
 from typing import Any
 
 from baton.core.status import BatchStatus
-from baton.flow import (
+from baton.flow.engine import (
     Finish,
     FlowState,
     Key,

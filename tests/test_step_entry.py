@@ -14,11 +14,12 @@ from typing import Any
 import pytest
 from baton import BatchStatus, ExitCode, JobRepository, NoSuchExecution
 from baton.core.parameters import JobParameters
+from baton.flow.partitions import plan_partitions
 from baton.repository import JobExecution, store
 from baton.repository.engine import SCHEMA_REVISION, current_revision, make_engine
 from baton.spec.model import BatchJob
 from baton.step.entry import partition_for_index, run_unit
-from baton.step.runner import plan_partitions, run_step
+from baton.step.runner import run_step
 from conftest import ROOT
 from sqlalchemy import Connection, Engine, event
 

@@ -20,10 +20,10 @@ from baton.core.errors import (
     NoSuchExecution,
 )
 from baton.core.status import ABANDONABLE, BatchStatus
-from baton.flow import ABANDONED
+from baton.flow.engine import ABANDONED
+from baton.flow.partitions import plan_partitions
 from baton.repository import JobExecution, JobRepository
 from baton.spec.model import BatchJob
-from baton.step.runner import plan_partitions
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from baton.core.parameters import JobParameters
 from baton.core.status import BatchStatus, can_abandon
-from baton.flow import (
+from baton.flow.engine import (
     CONTINUE,
     Finish,
     FlowState,

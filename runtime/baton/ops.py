@@ -19,8 +19,9 @@ from baton.core.errors import (
 )
 from baton.core.parameters import JobParameter, ParamType
 from baton.core.status import ABANDONABLE, BatchStatus, can_abandon, can_stop
-from baton.executors.local import LocalExecutor, Tick, owner_alive, this_owner
-from baton.flow import ABANDONED, FlowState, compensates_on_abandon
+from baton.executors.local import LocalExecutor, Tick
+from baton.executors.owner import owner_alive, this_owner
+from baton.flow.engine import ABANDONED, FlowState, compensates_on_abandon
 from baton.registry import RegisteredJob, check_components
 from baton.repository import (
     JobExecution,

@@ -21,9 +21,9 @@ import baton
 import pytest
 import yaml
 from baton import BatchStatus, JobRepository
+from baton.flow.partitions import plan_partitions
 from baton.repository import JobExecution, StepExecution
 from baton.spec.model import BatchJob
-from baton.step.runner import plan_partitions
 from conftest import ROOT
 from sqlalchemy import create_engine, text
 

@@ -21,7 +21,7 @@ import pytest
 from baton import BatchStatus, ExitCode, JobRepository
 from baton.core.errors import DatabaseUnavailable, InvalidParameters, NoSuchExecution
 from baton.core.parameters import JobParameter, JobParameters, ParamType
-from baton.executors.local import this_owner
+from baton.executors.owner import this_owner
 from baton.repository import JobExecution, redact
 from conftest import baton
 from conftest import baton_in_process as cli

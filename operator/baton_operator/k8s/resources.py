@@ -208,7 +208,7 @@ class ExecutionStatus(Mutable):
     execution_id: int | None = Field(
         default=None,
         alias="jobExecutionId",
-        description="Id of the current JobExecution in the repository."
+        description="Id of the current JobExecution in the repository.",
     )
     instance_id: int | None = Field(default=None, description="Id of the JobInstance.")
     attempt: int | None = Field(default=None, description="Attempt number of the instance.")

@@ -21,7 +21,6 @@ import ctypes
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -39,7 +38,8 @@ from baton.core.errors import (
     UnexpectedJobExecutionState,
 )
 from baton.core.status import BatchStatus, ExitCode
-from baton.flow import (
+from baton.executors.owner import owner_alive, this_owner
+from baton.flow.engine import (
     Finish,
     FlowState,
     PlanPartitions,
@@ -48,45 +48,17 @@ from baton.flow import (
     RunStep,
     next_actions,
 )
+from baton.flow.partitions import plan_partitions
 from baton.repository import JobExecution, JobRepository, StepExecution
 from baton.repository.retry import Retrier, retry_budget
 from baton.spec.model import BatchJob
-from baton.step.runner import plan_partitions, run_step
+from baton.step.runner import run_step
 
 log = logging.getLogger("baton.executor")
 
 Tick = Callable[[JobExecution, list[StepExecution]], None]
 
 _PR_SET_PDEATHSIG = 1
-
-
-# ---------------------------------------------------------------- process identity
-
-
-def _start_ticks(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return None
-
-
-def this_owner() -> str:
-    """``host:pid:start`` of this process: enough to tell later whether it is gone."""
-    pid = os.getpid()
-    return f"{socket.gethostname()}:{pid}:{_start_ticks(pid) or 0}"
-
-
-def owner_alive(owner: str | None) -> bool | None:
-    """True/False when the owner ran on this host; None when it cannot be told here."""
-    if not owner:
-        return None
-    host, _, rest = owner.partition(":")
-    pid_text, _, ticks = rest.partition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return None
-    current = _start_ticks(int(pid_text))
-    return current is not None and (ticks in ("", "0") or current == ticks)
 
 
 def _die_with_parent() -> None:

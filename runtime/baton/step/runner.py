@@ -29,6 +29,7 @@ from baton.core.errors import (
     StepFenced,
 )
 from baton.core.status import BatchStatus, ExitCode
+from baton.flow.partitions import plan_partitions
 from baton.loading import add_import_paths, build
 from baton.repository import JobExecution, JobRepository, StepExecution
 from baton.repository.retry import Retrier
@@ -238,29 +239,6 @@ def _context(
             "error": os.environ.get("BATON_OUTCOME_ERROR", ""),
         }
     return ctx
-
-
-def plan_partitions(
-    repo: JobRepository, execution: JobExecution, job: BatchJob, step_name: str
-) -> int:
-    """Record a partitioned step's partitions: count, items, or an earlier step's result."""
-    spec = job.spec.step(step_name).partitions
-    assert spec is not None
-    if spec.count is not None:
-        args: list[Any] = [{"index": i, "count": spec.count} for i in range(spec.count)]
-    elif spec.items is not None:
-        args = list(spec.items)
-    else:
-        assert spec.from_step is not None
-        results = repo.results(execution.instance_id, spec.from_step)
-        produced = results[0] if len(results) == 1 else results
-        if not isinstance(produced, list):
-            raise InvalidDefinition(
-                f"step '{step_name}': fromStep '{spec.from_step}' returned "
-                f"{type(produced).__name__}, expected a list of partition args"
-            )
-        args = produced
-    return repo.plan_partitions(execution.instance_id, step_name, args)
 
 
 def _execute(
