@@ -46,7 +46,7 @@ bench: setup pg
 	BATON_TEST_PG_URL="$$(scripts/postgres.sh url)" $(BIN)/python bench/chunk_throughput.py $(BENCH_ARGS)
 
 crds: setup
-	$(BIN)/python -m baton.resources crds charts/baton/crds
+	$(BIN)/python -m baton_operator.k8s.crdgen crds charts/baton/crds
 
 # helm comes with the e2e cluster (make cluster-up), or set HELM=/path/to/helm
 HELM ?= $(shell . /var/lib/baton-e2e/e2e.env 2>/dev/null && echo $$E2E_HELM || command -v helm)

@@ -140,7 +140,6 @@ def prepare_units(repo: JobRepository, job: BatchJob, run_id: int) -> int:
     execution = repo.transition(
         execution.id,
         BatchStatus.STARTED,
-        allowed=(BatchStatus.STARTING,),
         action="start",
         start=True,
     )

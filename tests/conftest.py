@@ -8,6 +8,7 @@ import io
 import os
 import subprocess
 import sys
+import time
 import traceback
 import uuid
 from collections.abc import Iterator
@@ -154,3 +155,47 @@ def baton_in_process(*args: str, db: str | None) -> subprocess.CompletedProcess[
         else:
             os.environ["BATON_DB_URL"] = saved[1]
     return subprocess.CompletedProcess(["baton", *args], code, out.getvalue(), err.getvalue())
+
+
+def out_rows(db: str) -> tuple[int, int, int]:
+    """(rows, distinct values, max value) of the test writer's table."""
+    repo = JobRepository(db)
+    with repo.engine.connect() as c:
+        row = c.execute(text("SELECT count(*), count(DISTINCT n), coalesce(max(n), 0) FROM out"))
+        result = tuple(row.one())
+    repo.dispose()
+    return result  # type: ignore[return-value]
+
+
+def wait_for_commits(db: str, execution_id: int, commits: int, timeout: float = 60) -> None:
+    repo = JobRepository(db)
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            try:
+                if any(s.commit_count >= commits for s in repo.step_executions(execution_id)):
+                    return
+            except Exception:
+                pass
+            time.sleep(0.05)
+    finally:
+        repo.dispose()
+    raise AssertionError(f"execution {execution_id} made no {commits} commits in {timeout}s")
+
+
+def launch_background(
+    db: str, *args: str, env: dict[str, str]
+) -> tuple[subprocess.Popen[str], int]:
+    """`baton run` of tests/jobs/numbers.yaml in the background, once it printed its id."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "baton", "run", str(JOBS / "numbers.yaml"), "--no-progress", *args],
+        cwd=ROOT,
+        env=dict(os.environ, BATON_DB_URL=db, **env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    first = proc.stdout.readline()  # "Execution N of job numbers ..." comes before the work
+    assert first.startswith("Execution "), first + (proc.stderr.read() if proc.stderr else "")
+    return proc, int(first.split()[1])

@@ -1,9 +1,13 @@
-"""Kopf handlers: thin. Each reads nothing itself; it asks the Operator to reconcile
-the BatchExecution concerned, which reads the state, calls the pure reconciler and
-applies its actions. While an execution runs, the :class:`~baton_operator.ticker.Ticker`
-reconciles it every ``BATON_POLL_SECONDS`` (no Kopf timer: that would put a finalizer
-on every BatchExecution, and a namespace deleted after the operator was uninstalled
-would stay Terminating).
+"""Kopf handlers: thin. Each reads nothing itself; it asks the
+:class:`~baton_operator.loop.Controller` to reconcile the BatchExecution concerned,
+which reads the state, calls the pure reconciler and applies its actions. The
+controller and the ticker live in Kopf's operator-level memo (set at startup; every
+handler gets a copy that shares them).
+
+While an execution runs, the :class:`~baton_operator.ticker.Ticker` reconciles it
+every ``BATON_POLL_SECONDS`` (no Kopf timer: that would put a finalizer on every
+BatchExecution, and a namespace deleted after the operator was uninstalled would
+stay Terminating).
 
 Run: ``kopf run -m baton_operator.handlers --all-namespaces --liveness=http://0.0.0.0:8080/healthz``
 with BATON_DB_URL (from a Secret) and BATON_IMAGE in the environment.
@@ -21,16 +25,15 @@ import kopf
 from baton.repository import JobRepository
 from kubernetes import client
 
-from baton_operator import metrics
 from baton_operator.config import OperatorConfig
+from baton_operator.k8s.cluster import ApiCluster, load_kube_config
+from baton_operator.k8s.labels import LABEL_ATTEMPT, LABEL_EXECUTION
 from baton_operator.k8s.resources import GROUP, TERMINAL_PHASES, VERSION
-from baton_operator.kube import Cluster, Operator, load_kube_config
-from baton_operator.manifests import LABEL_ATTEMPT, LABEL_EXECUTION
+from baton_operator.loop import Controller
+from baton_operator.metrics import API_WRITES, serve
 from baton_operator.ticker import PeeringGate, Ticker, own_namespace
 
 log = logging.getLogger("baton.operator")
-
-_state: dict[str, Any] = {}
 
 TERMINAL = {p.value for p in TERMINAL_PHASES}
 # The finalizer name Kopf used while the operator had a timer (a timer makes Kopf put
@@ -39,12 +42,18 @@ TERMINAL = {p.value for p in TERMINAL_PHASES}
 FINALIZER = "baton.dev/operator"
 
 
-def operator() -> Operator:
-    return _state["operator"]  # type: ignore[no-any-return]
+def controller(memo: kopf.Memo) -> Controller:
+    found: Controller = memo["controller"]
+    return found
 
 
-def ticker() -> Ticker:
-    return _state["ticker"]  # type: ignore[no-any-return]
+def ticker(memo: kopf.Memo) -> Ticker:
+    found: Ticker = memo["ticker"]
+    return found
+
+
+def _count_write(verb: str, resource: str) -> None:
+    API_WRITES.labels(verb, resource).inc()
 
 
 def _peering_reader(settings: kopf.OperatorSettings) -> Any:
@@ -62,14 +71,14 @@ def _peering_reader(settings: kopf.OperatorSettings) -> Any:
 
 
 @kopf.on.startup()
-def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
+def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     cfg = OperatorConfig.from_env()
     url = os.environ.get("BATON_DB_URL")
     if not url:
         raise kopf.PermanentError("BATON_DB_URL is not set (the chart takes it from a Secret)")
     load_kube_config()
-    _state["operator"] = Operator(JobRepository(url), Cluster(), cfg)
-    metrics.serve(cfg.metrics_port)
+    memo["controller"] = Controller(JobRepository(url), ApiCluster(_count_write), cfg)
+    serve(cfg.metrics_port)
     # Several replicas: one active, the others stand by (Kopf peering).
     # (`kopf run --standalone` for a single operator without the peering CRDs.)
     if not settings.peering.standalone:
@@ -85,48 +94,48 @@ def startup(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.persistence.finalizer = FINALIZER
     gate = PeeringGate(_peering_reader(settings), settings.peering.priority)
-    _state["ticker"] = Ticker(
-        _state["operator"].reconcile,
+    memo["ticker"] = Ticker(
+        controller(memo).reconcile,
         terminal=TERMINAL,
         active=gate,
         interval=cfg.poll_seconds,
         workers=max(1, (settings.execution.max_workers or 8) // 2),
     )
-    ticker().start()
+    ticker(memo).start()
     log.info("baton operator started; step image %s", cfg.image)
 
 
 @kopf.on.cleanup()
-def cleanup(**_: Any) -> None:
-    tick = _state.pop("ticker", None)
+def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    tick: Ticker | None = memo.pop("ticker", None)
     if tick is not None:
         tick.stop()
-    op = _state.pop("operator", None)
-    if op is not None:
-        op.repo.dispose()
+    found: Controller | None = memo.pop("controller", None)
+    if found is not None:
+        found.repo.dispose()
 
 
-def _reconcile(namespace: str, name: str) -> str | None:
-    phase = operator().reconcile(namespace, name)
+def _reconcile(memo: kopf.Memo, namespace: str, name: str) -> str | None:
+    phase = controller(memo).reconcile(namespace, name)
     if phase is None:
-        ticker().forget(namespace, name)
+        ticker(memo).forget(namespace, name)
     else:
-        ticker().track(namespace, name, phase)
+        ticker(memo).track(namespace, name, phase)
     return phase
 
 
 @kopf.on.event(GROUP, VERSION, "batchexecutions")
 def execution_event(
-    type: str, name: str, namespace: str | None, status: kopf.Status, **_: Any
+    type: str, name: str, namespace: str | None, status: kopf.Status, memo: kopf.Memo, **_: Any
 ) -> None:
     """Any change of a BatchExecution (spec or status): reconcile it.
     Our own status patches come back here too and settle as no-ops."""
     assert namespace is not None
     if type == "DELETED":
-        ticker().forget(namespace, name)
-        operator().deleted(namespace, name, dict(status))
+        ticker(memo).forget(namespace, name)
+        controller(memo).deleted(namespace, name, dict(status))
         return
-    _reconcile(namespace, name)
+    _reconcile(memo, namespace, name)
 
 
 JOB_ENDS = frozenset({"Complete", "Failed", "SuccessCriteriaMet", "FailureTarget"})
@@ -152,11 +161,11 @@ def terminating(meta: Mapping[str, Any], **_: Any) -> bool:
 
 
 @kopf.on.event("", "v1", "namespaces", when=terminating)
-def namespace_event(name: str, **_: Any) -> None:
+def namespace_event(name: str, memo: kopf.Memo, **_: Any) -> None:
     """A namespace being deleted (also found so at the operator's start): delete its step
     Jobs, without which Kubernetes could wait for ever for their pods (see
-    :meth:`Operator.release_namespace`)."""
-    operator().release_namespace(name)
+    :meth:`Controller.release_namespace`)."""
+    controller(memo).release_namespace(name)
 
 
 def disrupted(status: Mapping[str, Any], **_: Any) -> bool:
@@ -168,16 +177,18 @@ def disrupted(status: Mapping[str, Any], **_: Any) -> bool:
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL_EXECUTION: kopf.PRESENT}, when=job_ended)
-def job_event(namespace: str | None, labels: kopf.Labels, **_: Any) -> None:
+def job_event(namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
     """A step Job ended or went away: reconcile its owner."""
     assert namespace is not None
-    _reconcile(namespace, labels[LABEL_EXECUTION])
+    _reconcile(memo, namespace, labels[LABEL_EXECUTION])
 
 
 @kopf.on.event("", "v1", "pods", labels={LABEL_EXECUTION: kopf.PRESENT}, when=disrupted)
-def pod_event(namespace: str | None, name: str, labels: kopf.Labels, **_: Any) -> None:
+def pod_event(
+    namespace: str | None, name: str, labels: kopf.Labels, memo: kopf.Memo, **_: Any
+) -> None:
     """A step pod about to be evicted, drained or preempted (DisruptionTarget): record
     it, so a stop it causes can restart by itself (spec.autoRestart.onDisruption)."""
     assert namespace is not None  # only disrupted pods get here (when=disrupted)
     attempt = int(labels.get(LABEL_ATTEMPT, "0"))
-    operator().record_disruption(namespace, labels[LABEL_EXECUTION], name, attempt)
+    controller(memo).record_disruption(namespace, labels[LABEL_EXECUTION], name, attempt)

@@ -28,19 +28,24 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from baton.core.status import ExitCode
+from baton.core.status import ExitCode, UnitKind
+from baton.step.entry import unit_argv
 
 from baton_operator.config import OperatorConfig
+from baton_operator.k8s.labels import (
+    ANNOTATION_PARTITIONS,
+    LABEL_ATTEMPT,
+    LABEL_EXECUTION,
+    LABEL_EXECUTION_ID,
+    LABEL_KIND,
+    LABEL_MANAGED_BY,
+    LABEL_STEP,
+    MANAGER,
+)
+from baton_operator.k8s.resources import API_VERSION
 
-LABEL_EXECUTION = "baton.dev/execution"
-LABEL_STEP = "baton.dev/step"
-LABEL_ATTEMPT = "baton.dev/attempt"
-LABEL_EXECUTION_ID = "baton.dev/job-execution-id"
-LABEL_KIND = "baton.dev/kind"
-ANNOTATION_PARTITIONS = "baton.dev/partitions"
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGER = "baton-operator"
 CONTAINER = "step"
+QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 
 # Indexed Job pods are named <job>-<index>-<random5>; their hostname <job>-<index> must
 # stay a 63-character DNS label, so Job names are kept short.
@@ -63,7 +68,7 @@ def _short_hash(*parts: object) -> str:
     return hashlib.sha256("/".join(str(p) for p in parts).encode()).hexdigest()[:6]
 
 
-SUFFIX = {"step": "", "compensation": "-comp", "callback": "-cb"}
+SUFFIX = {UnitKind.STEP: "", UnitKind.COMPENSATION: "-comp", UnitKind.CALLBACK: "-cb"}
 
 
 def job_name(
@@ -71,16 +76,16 @@ def job_name(
     attempt: int,
     step: str,
     partitions: tuple[int, ...] | None = None,
-    kind: str = "step",
+    kind: UnitKind = UnitKind.STEP,
 ) -> str:
     """Deterministic: the same (execution, attempt, step, partitions, kind) always gives
     the same name, so a restarted operator finds the Job instead of creating another."""
-    base = f"{execution}-{attempt}-{step}{SUFFIX.get(kind, '-' + kind)}"
+    base = f"{execution}-{attempt}-{step}{SUFFIX[kind]}"
     if partitions is not None:
         base = f"{base}-p{_short_hash(*partitions)}"
     if len(base) <= MAX_JOB_NAME:
         return base
-    digest = _short_hash(execution, attempt, step, partitions, kind)
+    digest = _short_hash(execution, attempt, step, partitions, kind.value)
     return f"{base[: MAX_JOB_NAME - 7].rstrip('-.')}-{digest}"
 
 
@@ -108,47 +113,13 @@ def pod_failure_policy() -> dict[str, Any]:
     }
 
 
-def step_job(
-    *,
-    execution: str,
-    namespace: str,
-    uid: str,
-    execution_id: int,
-    attempt: int,
-    step: str,
+def _env(
     config: OperatorConfig,
-    image: str | None = None,
-    partitions: tuple[int, ...] | None = None,
-    parallelism: int | None = None,
-    backoff_limit_per_index: int = 2,
-    working_dir: str | None = None,
-    service_account: str | None = None,
-    stop_grace_seconds: int = 60,
-    kind: str = "step",
-    partition: int | None = None,
-    extra_env: dict[str, str] | None = None,
-    queue: str | None = None,
-) -> dict[str, Any]:
-    """The Job that runs ``step`` of JobExecution ``execution_id`` (all its pending
-    ``partitions`` when given; one ``partition`` of a compensation), owned by the
-    BatchExecution."""
-    name = job_name(
-        execution, attempt, step, partitions if partition is None else (partition,), kind
-    )
-    grace = max(30, stop_grace_seconds)
-    labels = {
-        LABEL_EXECUTION: execution,
-        LABEL_STEP: step,
-        LABEL_KIND: kind,
-        LABEL_ATTEMPT: str(attempt),
-        LABEL_EXECUTION_ID: str(execution_id),
-        LABEL_MANAGED_BY: MANAGER,
-    }
-    command = ["baton", "step", str(execution_id), step]
-    if kind != "step":
-        command += ["--kind", kind]
-    if partition is not None:
-        command += ["--partition", str(partition)]
+    grace: int,
+    extra_env: dict[str, str] | None,
+    partitions: tuple[int, ...] | None,
+) -> list[dict[str, Any]]:
+    """The step container's environment: the database URL only by Secret reference."""
     env: list[dict[str, Any]] = [
         {
             "name": "BATON_DB_URL",
@@ -163,11 +134,18 @@ def step_job(
         {"name": "BATON_TERMINATION_GRACE_SECONDS", "value": str(grace)},
     ]
     env += [{"name": k, "value": v} for k, v in sorted((extra_env or {}).items())]
-    completions = 1
     if partitions is not None:
-        completions = len(partitions)
-        command.append("--partition-from-index")
         env.append({"name": "BATON_PARTITIONS", "value": ",".join(str(p) for p in partitions)})
+    return env
+
+
+def _container(
+    config: OperatorConfig,
+    command: list[str],
+    env: list[dict[str, Any]],
+    image: str | None,
+    working_dir: str | None,
+) -> dict[str, Any]:
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": image or config.image,
@@ -187,6 +165,11 @@ def step_job(
     }
     if working_dir:
         container["workingDir"] = working_dir
+    return container
+
+
+def _pod_spec(container: dict[str, Any], grace: int, service_account: str | None) -> dict[str, Any]:
+    """Non-root, read-only, no service links: a step pod runs user code."""
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "terminationGracePeriodSeconds": grace,
@@ -202,38 +185,106 @@ def step_job(
     }
     if service_account:
         pod_spec["serviceAccountName"] = service_account
+    return pod_spec
+
+
+def _metadata(
+    name: str,
+    namespace: str,
+    labels: dict[str, str],
+    partitions: str,
+    owner: tuple[str, str],
+    queue: str | None,
+) -> dict[str, Any]:
+    """Labelled for selection, annotated with its partitions, owned by the
+    BatchExecution ``owner`` (name, uid): deleting it deletes the Job."""
+    return {
+        "name": name,
+        "namespace": namespace,
+        "labels": {**labels, **({QUEUE_LABEL: queue} if queue else {})},
+        "annotations": {ANNOTATION_PARTITIONS: partitions},
+        "ownerReferences": [
+            {
+                "apiVersion": API_VERSION,
+                "kind": "BatchExecution",
+                "name": owner[0],
+                "uid": owner[1],
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ],
+    }
+
+
+def _indexed(
+    partitions: tuple[int, ...] | None,
+    parallelism: int | None,
+    backoff_limit_per_index: int,
+    template: dict[str, Any],
+) -> dict[str, Any]:
+    """An Indexed Job's spec: one index per pending partition (one for a plain unit),
+    exit codes mapped by the pod failure policy."""
+    completions = 1 if partitions is None else len(partitions)
+    return {
+        "completionMode": "Indexed",
+        "completions": completions,
+        "parallelism": max(1, min(parallelism or completions, completions)),
+        "backoffLimitPerIndex": backoff_limit_per_index,
+        "podFailurePolicy": pod_failure_policy(),
+        "podReplacementPolicy": "Failed",
+        "template": template,
+    }
+
+
+def step_job(
+    *,
+    execution: str,
+    namespace: str,
+    uid: str,
+    execution_id: int,
+    attempt: int,
+    step: str,
+    config: OperatorConfig,
+    image: str | None = None,
+    partitions: tuple[int, ...] | None = None,
+    parallelism: int | None = None,
+    backoff_limit_per_index: int = 2,
+    working_dir: str | None = None,
+    service_account: str | None = None,
+    stop_grace_seconds: int = 60,
+    kind: UnitKind = UnitKind.STEP,
+    partition: int | None = None,
+    extra_env: dict[str, str] | None = None,
+    queue: str | None = None,
+) -> dict[str, Any]:
+    """The Job that runs ``step`` of JobExecution ``execution_id`` (all its pending
+    ``partitions`` when given; one ``partition`` of a compensation), owned by the
+    BatchExecution."""
+    units = partitions if partition is None else (partition,)
+    grace = max(30, stop_grace_seconds)
+    labels = {
+        LABEL_EXECUTION: execution,
+        LABEL_STEP: step,
+        LABEL_KIND: kind.value,
+        LABEL_ATTEMPT: str(attempt),
+        LABEL_EXECUTION_ID: str(execution_id),
+        LABEL_MANAGED_BY: MANAGER,
+    }
+    argv = unit_argv(
+        execution_id, step, kind=kind, partition=partition, from_index=partitions is not None
+    )
+    env = _env(config, grace, extra_env, partitions)
+    container = _container(config, ["baton", "step", *argv], env, image, working_dir)
+    shown = partitions if partitions is not None else units
+    annotation = "" if shown is None else ",".join(str(p) for p in shown)
+    name = job_name(execution, attempt, step, units, kind)
+    template = {
+        "metadata": {"labels": labels},
+        "spec": _pod_spec(container, grace, service_account),
+    }
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": {**labels, **({"kueue.x-k8s.io/queue-name": queue} if queue else {})},
-            "annotations": {
-                ANNOTATION_PARTITIONS: (
-                    ",".join(str(p) for p in partitions)
-                    if partitions is not None
-                    else ("" if partition is None else str(partition))
-                )
-            },
-            "ownerReferences": [
-                {
-                    "apiVersion": "baton.dev/v1alpha1",
-                    "kind": "BatchExecution",
-                    "name": execution,
-                    "uid": uid,
-                    "controller": True,
-                    "blockOwnerDeletion": True,
-                }
-            ],
-        },
-        "spec": {
-            "completionMode": "Indexed",
-            "completions": completions,
-            "parallelism": max(1, min(parallelism or completions, completions)),
-            "backoffLimitPerIndex": backoff_limit_per_index,
-            "podFailurePolicy": pod_failure_policy(),
-            "podReplacementPolicy": "Failed",
-            "template": {"metadata": {"labels": labels}, "spec": pod_spec},
-        },
+        "metadata": _metadata(name, namespace, labels, annotation, (execution, uid), queue),
+        "spec": _indexed(partitions, parallelism, backoff_limit_per_index, template),
     }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 
-from baton.repository import StepExecution
+from baton.core.entities import StepExecution
 from prometheus_client import (
     CollectorRegistry,
     Counter,

@@ -1,5 +1,7 @@
-"""An in-memory stand-in for the Kubernetes API (what ``baton_operator.kube.Cluster``
-calls), whose Jobs run their step in-process with the real step entrypoint."""
+"""An in-memory stand-in for the Kubernetes API (the
+:class:`~baton_operator.k8s.cluster.Cluster` the operator is written against; mypy
+checks that it is one), whose Jobs run their step in-process with the real step
+entrypoint."""
 
 from __future__ import annotations
 
@@ -10,18 +12,22 @@ import threading
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from baton.core.status import UnitKind
 from baton.repository import JobRepository
 from baton.step.runner import run_step
-from baton_operator.manifests import (
-    ANNOTATION_PARTITIONS,
+from baton_operator.k8s.cluster import ObservedJob
+from baton_operator.k8s.labels import (
     LABEL_EXECUTION,
-    LABEL_EXECUTION_ID,
     LABEL_KIND,
     LABEL_STEP,
+    execution_id_of,
+    partitions_of,
 )
-from baton_operator.reconcile import ObservedJob
+
+if TYPE_CHECKING:
+    from baton_operator.k8s.cluster import Cluster
 
 
 @dataclass
@@ -155,13 +161,9 @@ class FakeCluster:
                 ObservedJob(
                     name=name,
                     step=labels[LABEL_STEP],
-                    execution_id=int(labels[LABEL_EXECUTION_ID]),
-                    kind=labels[LABEL_KIND],
-                    partitions=(
-                        tuple(int(p) for p in parts.split(","))
-                        if (parts := j.manifest["metadata"]["annotations"][ANNOTATION_PARTITIONS])
-                        else None
-                    ),
+                    execution_id=execution_id_of(labels),
+                    kind=UnitKind(labels[LABEL_KIND]),
+                    partitions=partitions_of(j.manifest["metadata"]["annotations"]),
                     active=j.active,
                     complete=j.complete,
                     failed_condition=j.failed,
@@ -201,3 +203,9 @@ class FakeCluster:
 
     def delete_job(self, name: str) -> None:
         del self.jobs[name]
+
+
+if TYPE_CHECKING:
+    # The fake stands for the real adapter: mypy refuses it if a method is missing or
+    # its signature differs from the Cluster protocol's.
+    _: Cluster = FakeCluster()

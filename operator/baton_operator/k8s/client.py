@@ -17,9 +17,7 @@ from typing import Any
 from baton.core.errors import BatonError, UnexpectedJobExecutionState
 from rich.table import Table
 
-from baton_operator.k8s.resources import API_VERSION, GROUP, VERSION, Phase
-
-PLURAL = "batchexecutions"
+from baton_operator.k8s.resources import API_VERSION, GROUP, PLURAL, VERSION, Phase
 
 
 class ClusterError(BatonError):

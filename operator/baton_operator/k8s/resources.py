@@ -1,28 +1,25 @@
-"""The custom resources: ``BatchExecution`` (one launch of a BatchJob) and the CRDs of
-both kinds, generated from the pydantic models so the API server, the operator, the CLI
-and the runtime share one schema.
-
-``python -m baton.resources crds/`` rewrites the checked-in CRD YAML; a test fails when
-it is stale.
+"""The custom resources: ``BatchExecution`` (one launch of a BatchJob) with its typed
+status, and ``Phase``. The CRDs are generated from these models
+(:mod:`baton_operator.k8s.crdgen`), so the API server, the operator and the CLI share
+one schema; ``.status`` is only ever written as a dump of :class:`ExecutionStatus`.
 """
 
 from __future__ import annotations
 
-import copy
-import sys
+import datetime as dt
 from enum import StrEnum
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from baton.core.status import BatchStatus
-from baton.spec.model import NAME_PATTERN, JobSpec, Model, ObjectMeta
+from baton.spec.model import NAME_PATTERN, Model, ObjectMeta
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 GROUP = "baton.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
+PLURAL = "batchexecutions"  # the API path of BatchExecutions
+JOBS_PLURAL = "batchjobs"
 
 
 class Phase(StrEnum):
@@ -86,6 +83,19 @@ class Mutable(BaseModel):
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+def iso(value: dt.datetime | None) -> str | None:
+    """A time as status fields show it (RFC 3339, UTC, seconds)."""
+    if value is None:
+        return None
+    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_time(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
 # ---------------------------------------------------------------- BatchExecution spec
@@ -260,274 +270,8 @@ class BatchExecution(Model):
     kind: Literal["BatchExecution"] = "BatchExecution"
     metadata: ObjectMeta
     spec: ExecutionSpec
-    status: dict[str, Any] | None = None
+    status: ExecutionStatus | None = None
 
     @property
     def name(self) -> str:
         return self.metadata.name
-
-
-# ---------------------------------------------------------------- CRD generation
-
-
-def structural(model: type[BaseModel], *, mode: Literal["validation", "serialization"]) -> Any:
-    """The pydantic JSON schema of ``model`` as a Kubernetes structural schema:
-    $refs inlined, nullables flattened, no titles or defaults (pydantic applies those),
-    free-form mappings marked ``x-kubernetes-preserve-unknown-fields``."""
-    raw = model.model_json_schema(by_alias=True, mode=mode)
-    defs = raw.pop("$defs", {})
-
-    def conv(node: Any) -> Any:
-        if not isinstance(node, dict):
-            return node
-        if "$ref" in node:
-            target = copy.deepcopy(defs[node["$ref"].split("/")[-1]])
-            merged = {**target, **{k: v for k, v in node.items() if k != "$ref"}}
-            return conv(merged)
-        if "anyOf" in node:
-            options = [o for o in node["anyOf"] if o.get("type") != "null"]
-            rest = {k: v for k, v in node.items() if k != "anyOf"}
-            types = {o.get("type") for o in options}
-            if len(options) == 1:
-                return conv({**options[0], **rest})
-            if types == {"integer", "string"}:
-                return conv({**rest, "x-kubernetes-int-or-string": True})
-            return conv({**rest, "x-kubernetes-preserve-unknown-fields": True})
-        out: dict[str, Any] = {}
-        for key, value in node.items():
-            if key in ("title", "default"):
-                continue
-            if key == "const":
-                out["enum"] = [value]
-            elif key == "properties":
-                out["properties"] = {k: conv(v) for k, v in value.items()}
-            elif key == "items":
-                out["items"] = conv(value)
-            elif key == "additionalProperties":
-                if value is True:
-                    out["x-kubernetes-preserve-unknown-fields"] = True
-                elif isinstance(value, dict):
-                    out["additionalProperties"] = conv(value)
-            else:
-                out[key] = value
-        if not out.get("type") and not out.get("x-kubernetes-int-or-string"):
-            if "enum" in out:
-                out["type"] = "string"
-            else:
-                out["x-kubernetes-preserve-unknown-fields"] = True
-        if (
-            out.get("type") == "object"
-            and "properties" not in out
-            and "additionalProperties" not in out
-        ):
-            out["x-kubernetes-preserve-unknown-fields"] = True
-        return out
-
-    return conv(raw)
-
-
-def _rule(rule: str, message: str, reason: str | None = None) -> dict[str, Any]:
-    out = {"rule": rule, "message": message}
-    if reason:
-        out["reason"] = reason
-    return out
-
-
-def _job_spec_schema() -> dict[str, Any]:
-    spec: dict[str, Any] = structural(JobSpec, mode="validation")
-    spec["description"] = "What to run: parameters, steps and how to restart them."
-    steps = spec["properties"]["steps"]
-    steps["x-kubernetes-list-type"] = "map"
-    steps["x-kubernetes-list-map-keys"] = ["name"]
-    steps["items"].setdefault("x-kubernetes-validations", []).append(
-        _rule(
-            "has(self.parallel) ? !has(self.tasklet) && !has(self.chunk)"
-            " : has(self.tasklet) != has(self.chunk)",
-            "a step needs exactly one of 'tasklet' or 'chunk' (a parallel group neither)",
-        )
-    )
-    params = spec["properties"]["parameters"]
-    params["x-kubernetes-list-type"] = "map"
-    params["x-kubernetes-list-map-keys"] = ["name"]
-    return spec
-
-
-def _execution_spec_schema() -> dict[str, Any]:
-    spec: dict[str, Any] = structural(ExecutionSpec, mode="validation")
-    props = spec["properties"]
-    props["job"]["x-kubernetes-validations"] = [
-        _rule("self == oldSelf", "spec.job is immutable; create a new BatchExecution")
-    ]
-    props["parameters"]["maxProperties"] = 64
-    props["parameters"]["additionalProperties"]["maxLength"] = 4096
-    props["parameters"]["x-kubernetes-validations"] = [
-        _rule("self == oldSelf", "spec.parameters is immutable; create a new BatchExecution")
-    ]
-    props["restart"]["x-kubernetes-validations"] = [
-        _rule("self >= oldSelf", "spec.restart can only be increased (bump it to restart)")
-    ]
-    props["abandon"]["x-kubernetes-validations"] = [
-        _rule("self || !oldSelf", "spec.abandon cannot be undone")
-    ]
-    spec["x-kubernetes-validations"] = [
-        _rule(
-            "has(self.parameters) == has(oldSelf.parameters)",
-            "spec.parameters is immutable; create a new BatchExecution",
-        )
-    ]
-    return spec
-
-
-def _crd(
-    kind: str,
-    plural: str,
-    short: str,
-    spec: dict[str, Any],
-    status: dict[str, Any],
-    columns: list[dict[str, Any]],
-    description: str,
-) -> dict[str, Any]:
-    schema = {
-        "type": "object",
-        "description": description,
-        "required": ["spec"],
-        "properties": {
-            "apiVersion": {"type": "string"},
-            "kind": {"type": "string"},
-            "metadata": {"type": "object"},
-            "spec": spec,
-            "status": status,
-        },
-    }
-    return {
-        "apiVersion": "apiextensions.k8s.io/v1",
-        "kind": "CustomResourceDefinition",
-        "metadata": {
-            "name": f"{plural}.{GROUP}",
-            "labels": {"app.kubernetes.io/part-of": "baton"},
-        },
-        "spec": {
-            "group": GROUP,
-            "scope": "Namespaced",
-            "names": {
-                "kind": kind,
-                "listKind": f"{kind}List",
-                "plural": plural,
-                "singular": kind.lower(),
-                "shortNames": [short],
-                "categories": ["baton", "all"],
-            },
-            "versions": [
-                {
-                    "name": VERSION,
-                    "served": True,
-                    "storage": True,
-                    "subresources": {"status": {}},
-                    "additionalPrinterColumns": columns,
-                    "schema": {"openAPIV3Schema": schema},
-                }
-            ],
-        },
-    }
-
-
-def crds() -> dict[str, dict[str, Any]]:
-    """file name → CRD manifest, for both kinds."""
-    age = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
-    job_status = structural(JobStatus, mode="serialization")
-    job_status["description"] = str(JobStatus.__doc__)
-    batch_job = _crd(
-        "BatchJob",
-        "batchjobs",
-        "bj",
-        _job_spec_schema(),
-        job_status,
-        [
-            {"name": "Executions", "type": "integer", "jsonPath": ".status.executions"},
-            {"name": "Last", "type": "string", "jsonPath": ".status.lastExecution"},
-            {"name": "Phase", "type": "string", "jsonPath": ".status.lastPhase"},
-            {"name": "Image", "type": "string", "jsonPath": ".spec.image", "priority": 1},
-            age,
-        ],
-        "A job definition: typed parameters and steps (tasklets or chunk steps), run "
-        "by creating BatchExecutions.",
-    )
-    status = structural(ExecutionStatus, mode="serialization")
-    status["description"] = str(ExecutionStatus.__doc__)
-    batch_execution = _crd(
-        "BatchExecution",
-        "batchexecutions",
-        "bx",
-        _execution_spec_schema(),
-        status,
-        [
-            {"name": "Job", "type": "string", "jsonPath": ".spec.job"},
-            {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
-            {"name": "Progress", "type": "string", "jsonPath": ".status.progress"},
-            {"name": "Attempt", "type": "integer", "jsonPath": ".status.attempt", "priority": 1},
-            {
-                "name": "Execution",
-                "type": "integer",
-                "jsonPath": ".status.jobExecutionId",
-                "priority": 1,
-            },
-            age,
-        ],
-        "One launch of a BatchJob with parameters. Patch spec.stop, spec.abandon or "
-        "bump spec.restart to control it; status mirrors the job repository.",
-    )
-    return {
-        "baton.dev_batchjobs.yaml": batch_job,
-        "baton.dev_batchexecutions.yaml": batch_execution,
-    }
-
-
-HEADER = "# Generated from the pydantic models by `python -m baton.resources`; do not edit.\n"
-
-
-def render() -> dict[str, str]:
-    """file name → YAML text of each CRD."""
-    return {
-        name: HEADER + yaml.safe_dump(crd, sort_keys=False, width=100)
-        for name, crd in crds().items()
-    }
-
-
-def write(directory: Path) -> list[Path]:
-    directory.mkdir(parents=True, exist_ok=True)
-    written = []
-    for name, text in render().items():
-        path = directory / name
-        path.write_text(text)
-        written.append(path)
-    return written
-
-
-def parse_execution(doc: dict[str, Any]) -> BatchExecution:
-    """A BatchExecution from its manifest or API object (unknown metadata is kept)."""
-    return BatchExecution.model_validate(doc)
-
-
-__all__ = [
-    "API_VERSION",
-    "GROUP",
-    "VERSION",
-    "AutoRestart",
-    "BatchExecution",
-    "Condition",
-    "ExecutionSpec",
-    "ExecutionStatus",
-    "JobStatus",
-    "ObjectMeta",
-    "Phase",
-    "StepStatus",
-    "crds",
-    "render",
-    "write",
-]
-
-
-if __name__ == "__main__":  # pragma: no cover
-    for target in sys.argv[1:] or ["crds"]:
-        for p in write(Path(target)):
-            print(p)

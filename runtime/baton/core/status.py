@@ -6,7 +6,9 @@ reader that asks "may I stop / abandon / compensate this?" asks the same table.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import IntEnum, StrEnum
+from types import MappingProxyType
 
 
 class BatchStatus(StrEnum):
@@ -58,16 +60,53 @@ class ExitCode(IntEnum):
         }.get(status, cls.FAILED)
 
 
+# What the flow can end an execution with (``JobRepository.finish``, from any running status).
+OUTCOMES = frozenset(
+    {
+        BatchStatus.COMPLETED,
+        BatchStatus.FAILED,
+        BatchStatus.STOPPED,
+        BatchStatus.ABANDONED,
+        BatchStatus.COMPENSATED,
+        BatchStatus.COMPENSATION_FAILED,
+    }
+)
+
+# The one table: from each status, the statuses a job execution may move to. Stop
+# (STOPPING) and the saga (COMPENSATING) may be asked for again while in progress; a
+# stopped, failed or unknown execution may only be abandoned or compensated; the four
+# ends never move. The repository checks it inside every status UPDATE.
+TRANSITIONS: Mapping[BatchStatus, frozenset[BatchStatus]] = MappingProxyType(
+    {
+        BatchStatus.STARTING: frozenset({BatchStatus.STARTED, BatchStatus.STOPPING}) | OUTCOMES,
+        BatchStatus.STARTED: frozenset({BatchStatus.STOPPING, BatchStatus.COMPENSATING}) | OUTCOMES,
+        BatchStatus.STOPPING: frozenset({BatchStatus.STOPPING, BatchStatus.COMPENSATING})
+        | OUTCOMES,
+        BatchStatus.COMPENSATING: frozenset({BatchStatus.COMPENSATING}) | OUTCOMES,
+        BatchStatus.STOPPED: frozenset({BatchStatus.COMPENSATING, BatchStatus.ABANDONED}),
+        BatchStatus.FAILED: frozenset({BatchStatus.COMPENSATING, BatchStatus.ABANDONED}),
+        BatchStatus.UNKNOWN: frozenset({BatchStatus.COMPENSATING, BatchStatus.ABANDONED}),
+        BatchStatus.COMPLETED: frozenset(),
+        BatchStatus.ABANDONED: frozenset(),
+        BatchStatus.COMPENSATED: frozenset(),
+        BatchStatus.COMPENSATION_FAILED: frozenset(),
+    }
+)
+
+
+def sources(to: BatchStatus) -> frozenset[BatchStatus]:
+    """The statuses from which an execution may move to ``to``."""
+    return frozenset(s for s, targets in TRANSITIONS.items() if to in targets)
+
+
 def can_stop(status: BatchStatus) -> bool:
-    return status in (BatchStatus.STARTING, BatchStatus.STARTED)
-
-
-ABANDONABLE = (BatchStatus.STOPPED, BatchStatus.FAILED, BatchStatus.UNKNOWN)
+    """A stop request would change something: not yet STOPPING, and STOPPING reachable."""
+    return status is not BatchStatus.STOPPING and BatchStatus.STOPPING in TRANSITIONS[status]
 
 
 def can_abandon(status: BatchStatus) -> bool:
     """Spring Batch: anything not running and not COMPLETED/ABANDONED may be abandoned."""
-    return status in ABANDONABLE
+    return not status.running and BatchStatus.ABANDONED in TRANSITIONS[status]
 
 
 class UnitKind(StrEnum):

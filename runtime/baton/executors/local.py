@@ -17,94 +17,37 @@ reach the database, the execution stays STARTED with this process gone: the next
 
 from __future__ import annotations
 
-import ctypes
 import logging
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
+from baton.core.entities import JobExecution, StepExecution
 from baton.core.errors import (
     BatonError,
     DatabaseUnavailable,
     StepFenced,
     UnexpectedJobExecutionState,
 )
-from baton.core.status import BatchStatus, ExitCode
+from baton.core.status import BatchStatus, ExitCode, UnitKind
 from baton.executors.owner import owner_alive, this_owner
-from baton.flow.engine import (
-    Finish,
-    FlowState,
-    PlanPartitions,
-    RunCallback,
-    RunCompensation,
-    RunStep,
-    next_actions,
-)
+from baton.executors.units import Running, UnitKey, spawn, thread
+from baton.flow.actions import Finish, PlanPartitions, RunCallback, RunCompensation, RunStep
+from baton.flow.engine import next_actions
 from baton.flow.partitions import plan_partitions
-from baton.repository import JobExecution, JobRepository, StepExecution
+from baton.flow.state import CONTINUE, FlowState, Key
+from baton.repository import JobRepository
 from baton.repository.retry import Retrier, retry_budget
 from baton.spec.model import BatchJob
-from baton.step.runner import run_step
+from baton.spec.snapshot import job_of
 
 log = logging.getLogger("baton.executor")
 
 Tick = Callable[[JobExecution, list[StepExecution]], None]
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except OSError:  # pragma: no cover - not Linux
-        pass
-
-
-# ---------------------------------------------------------------- units
-
-
-@dataclass(frozen=True)
-class UnitKey:
-    kind: str
-    step: str
-    partition: int | None = None
-
-    def label(self) -> str:
-        part = "" if self.partition is None else f"[{self.partition}]"
-        return f"{self.step}{part}" + ("" if self.kind == "step" else f" ({self.kind})")
-
-
-class _Running:
-    """A unit in flight: a subprocess, or a thread when running in-process."""
-
-    def __init__(
-        self, proc: subprocess.Popen[bytes] | None = None, thread: threading.Thread | None = None
-    ):
-        self.proc = proc
-        self.thread = thread
-        self.result: dict[str, Any] = {}
-
-    def done(self) -> bool:
-        if self.proc is not None:
-            return self.proc.poll() is not None
-        assert self.thread is not None
-        return not self.thread.is_alive()
-
-    def exit_code(self) -> int:
-        if self.proc is not None:
-            return int(self.proc.returncode)
-        if "error" in self.result:
-            raise self.result["error"]
-        return int(self.result.get("code", -1))
 
 
 # ---------------------------------------------------------------- executor
@@ -127,12 +70,12 @@ class LocalExecutor:
         self.poll = poll_seconds
         self._signalled = threading.Event()
         self._stop_units = threading.Event()
-        self._running: dict[UnitKey, _Running] = {}
+        self._running: dict[UnitKey, Running] = {}
         self._db = Retrier("baton run")
         self._db_gave_up: str | None = None  # a unit that could not reach the database
 
     def run(self, execution: JobExecution) -> JobExecution:
-        job = BatchJob.model_validate(execution.job_spec)
+        job = job_of(execution)
         with self._signals():
             if execution.status is not BatchStatus.COMPENSATING:
                 execution = self._admit(execution, job)
@@ -184,7 +127,7 @@ class LocalExecutor:
         self,
         execution: JobExecution,
         job: BatchJob,
-        previous: dict[tuple[str, int | None], StepExecution],
+        previous: dict[Key, StepExecution],
     ) -> JobExecution:
         while True:
             current = self._db(partial(self.repo.get_execution, execution.id))
@@ -208,11 +151,13 @@ class LocalExecutor:
                     self._start_partitions(execution, action)
                 elif isinstance(action, RunCompensation):
                     execution = self._compensating(execution)
-                    self._spawn(execution, UnitKey("compensation", action.step, action.partition))
+                    self._spawn(
+                        execution, UnitKey(UnitKind.COMPENSATION, action.step, action.partition)
+                    )
                 elif isinstance(action, RunCallback):
                     self._spawn(
                         execution,
-                        UnitKey("callback", action.step),
+                        UnitKey(UnitKind.CALLBACK, action.step),
                         env={
                             "BATON_OUTCOME": action.outcome.value,
                             "BATON_OUTCOME_ERROR": action.error,
@@ -225,11 +170,13 @@ class LocalExecutor:
 
     def _start_partitions(self, execution: JobExecution, action: RunStep) -> None:
         parts: tuple[int | None, ...] = (None,) if action.partitions is None else action.partitions
-        in_flight = sum(1 for k in self._running if k.kind == "step" and k.step == action.step)
+        in_flight = sum(
+            1 for k in self._running if k.kind is UnitKind.STEP and k.step == action.step
+        )
         for p in parts:
             if action.parallelism is not None and in_flight >= action.parallelism:
                 return
-            key = UnitKey("step", action.step, p)
+            key = UnitKey(UnitKind.STEP, action.step, p)
             if key not in self._running:
                 self._spawn(execution, key)
                 in_flight += 1
@@ -240,50 +187,10 @@ class LocalExecutor:
         if key in self._running:
             return
         if self.in_process:
-            self._running[key] = self._thread(execution, key, env or {})
-            return
-        cmd = [
-            sys.executable,
-            "-m",
-            "baton.step",  # `baton step` without the CLI's imports (what pods run)
-            str(execution.id),
-            key.step,
-            "--kind",
-            key.kind,
-        ]
-        if key.partition is not None:
-            cmd += ["--partition", str(key.partition)]
-        full_env = dict(os.environ, BATON_DB_URL=self.repo.url, **(env or {}))
-        proc = subprocess.Popen(cmd, env=full_env, preexec_fn=_die_with_parent)
-        self._running[key] = _Running(proc=proc)
-
-    def _thread(self, execution: JobExecution, key: UnitKey, env: dict[str, str]) -> _Running:
-        running = _Running()
-
-        def target() -> None:
-            old = {k: os.environ.get(k) for k in env}
-            os.environ.update(env)
-            try:
-                running.result["code"] = run_step(
-                    self.repo,
-                    execution.id,
-                    key.step,
-                    key.partition,
-                    kind=key.kind,
-                    stop=self._stop_units,
-                )
-            except BaseException as e:  # surfaced in the executor's thread
-                running.result["error"] = e
-            finally:
-                for k, v in old.items():
-                    if v is None:
-                        os.environ.pop(k, None)
-                    else:
-                        os.environ[k] = v
-
-        running.thread = threading.Thread(target=target, name=key.label(), daemon=True)
-        running.thread.start()
-        return running
+            running = thread(self.repo, execution.id, key, env or {}, self._stop_units)
+        else:
+            running = spawn(self.repo.url, execution.id, key, env or {})
+        self._running[key] = running
 
     def _reap(self, execution: JobExecution) -> None:
         """Wait a poll interval for units to end; record any that ended unrecorded."""
@@ -309,7 +216,7 @@ class LocalExecutor:
             ),
             None,
         )
-        if record is not None and (record.status.terminal or record.exit_code == "CONTINUE"):
+        if record is not None and (record.status.terminal or record.exit_code == CONTINUE):
             return
         if record is None:
             record = self.repo.open_step(
@@ -330,9 +237,10 @@ class LocalExecutor:
 
     def _kill_all(self) -> None:
         for running in self._running.values():
-            if running.proc is not None and running.proc.poll() is None:
-                running.proc.kill()
-                running.proc.wait()
+            proc = running.alive_process()
+            if proc is not None:
+                proc.kill()
+                proc.wait()
         self._running.clear()
 
     def _tick(self, execution: JobExecution) -> None:
@@ -351,7 +259,6 @@ class LocalExecutor:
             return self.repo.transition(
                 execution.id,
                 BatchStatus.STARTED,
-                allowed=(BatchStatus.STARTING,),
                 action="start",
                 start=True,
                 owner=this_owner(),
@@ -369,7 +276,6 @@ class LocalExecutor:
                 return self.repo.transition(
                     execution.id,
                     BatchStatus.STOPPED,
-                    allowed=(BatchStatus.STARTING, BatchStatus.STOPPING),
                     action="stop",
                     exit_code="STOPPED",
                     description="stopped while queued",
@@ -399,8 +305,9 @@ class LocalExecutor:
             self._stop_units.set()
             if signum == signal.SIGTERM:
                 for running in self._running.values():
-                    if running.proc is not None and running.proc.poll() is None:
-                        running.proc.send_signal(signal.SIGTERM)
+                    proc = running.alive_process()
+                    if proc is not None:
+                        proc.send_signal(signal.SIGTERM)
 
         old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
@@ -415,7 +322,6 @@ class LocalExecutor:
             return self.repo.transition(
                 execution.id,
                 BatchStatus.STOPPING,
-                allowed=(BatchStatus.STARTED,),
                 action="stop",
             )
         return execution
@@ -426,13 +332,6 @@ class LocalExecutor:
         return self.repo.transition(
             execution.id,
             BatchStatus.COMPENSATING,
-            allowed=(
-                BatchStatus.STARTED,
-                BatchStatus.STOPPING,
-                BatchStatus.FAILED,
-                BatchStatus.STOPPED,
-                BatchStatus.UNKNOWN,
-            ),
             action="compensate",
         )
 

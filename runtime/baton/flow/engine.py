@@ -1,6 +1,6 @@
 """The flow engine: given a job spec and the persisted state of an execution, what runs
 next. Pure — no I/O — so the local executor and the operator share it and it is tested
-exhaustively (tests/test_flow*.py) without a cluster.
+exhaustively (tests/flow/) without a cluster.
 
 Units of work are steps, or partitions of a partitioned step, keyed ``(step, partition)``.
 The engine walks the chain: each entry (a step or a parallel group) must complete before
@@ -11,138 +11,21 @@ compensations, then completed steps' compensations in reverse order), then the c
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
-from baton.core.entities import JobExecution, StepExecution
 from baton.core.restart import step_should_run
 from baton.core.status import BatchStatus
+from baton.flow.actions import (
+    Action,
+    Finish,
+    PlanPartitions,
+    RunCallback,
+    RunCompensation,
+    RunStep,
+    Wait,
+)
+from baton.flow.state import FlowState, Key
 from baton.spec.model import JobSpec, StepBody
-
-Key = tuple[str, int | None]
-CONTINUE = "CONTINUE"
-ABANDONED = "ABANDONED"
-"""Exit code of an execution that compensates because it was abandoned."""
-
-
-@dataclass(frozen=True)
-class Unit:
-    """The state of one unit in the current execution."""
-
-    status: BatchStatus
-    exit_code: str = ""
-    error: str = ""
-
-    @property
-    def continuing(self) -> bool:
-        """Stopped by its time budget: the next incarnation picks up."""
-        return self.status is BatchStatus.STOPPED and self.exit_code == CONTINUE
-
-
-@dataclass(frozen=True)
-class FlowState:
-    steps: Mapping[Key, Unit] = field(default_factory=dict)
-    """Units of kind step in this execution."""
-    previous: Mapping[Key, BatchStatus] = field(default_factory=dict)
-    """Latest status of each unit in earlier executions of the instance."""
-    partitions: Mapping[str, int] = field(default_factory=dict)
-    """Planned partition count of each partitioned step (per instance)."""
-    compensations: Mapping[Key, Unit] = field(default_factory=dict)
-    callbacks: Mapping[str, Unit] = field(default_factory=dict)
-    stopping: bool = False
-    abandoning: bool = False
-    """An abandon with compensateOnAbandon: run the saga, start nothing else."""
-
-    @classmethod
-    def of(
-        cls,
-        execution: JobExecution,
-        records: Iterable[StepExecution],
-        previous: Mapping[Key, BatchStatus],
-        partitions: Mapping[str, int],
-    ) -> FlowState:
-        """The engine's view of an execution from its repository records (both
-        executors read it the same way; an abandon that compensates is recorded as
-        COMPENSATING with exit code ABANDONED, so either can pick it up)."""
-        steps: dict[Key, Unit] = {}
-        compensations: dict[Key, Unit] = {}
-        callbacks: dict[str, Unit] = {}
-        for r in records:
-            unit = Unit(r.status, r.exit_code, r.exit_description)
-            if r.kind == "compensation":
-                compensations[(r.step_name, r.partition)] = unit
-            elif r.kind == "callback":
-                callbacks[r.step_name] = unit
-            else:
-                steps[(r.step_name, r.partition)] = unit
-        return cls(
-            steps=steps,
-            previous=dict(previous),
-            partitions=dict(partitions),
-            compensations=compensations,
-            callbacks=callbacks,
-            stopping=execution.status is BatchStatus.STOPPING,
-            abandoning=execution.status is BatchStatus.COMPENSATING
-            and execution.exit_code == ABANDONED,
-        )
-
-
-# ---------------------------------------------------------------- actions
-
-
-@dataclass(frozen=True)
-class PlanPartitions:
-    """Record the partitions of a step (count, items, or a step's result) first."""
-
-    step: str
-
-
-@dataclass(frozen=True)
-class RunStep:
-    """Start these units of ``step``: ``partitions`` None for a plain step. The executor
-    starts those it is not already running, at most ``parallelism`` at a time."""
-
-    step: str
-    partitions: tuple[int, ...] | None = None
-    parallelism: int | None = None
-
-
-@dataclass(frozen=True)
-class RunCompensation:
-    step: str
-    partition: int | None
-    error: str
-
-
-@dataclass(frozen=True)
-class RunCallback:
-    step: str
-    outcome: BatchStatus
-    error: str
-
-
-@dataclass(frozen=True)
-class Wait:
-    """Units are running; nothing new to start."""
-
-    steps: tuple[str, ...] = ()
-
-    @property
-    def step(self) -> str:
-        """The first step waited for (chain-only callers)."""
-        return self.steps[0] if self.steps else ""
-
-
-@dataclass(frozen=True)
-class Finish:
-    status: BatchStatus
-    description: str = ""
-
-
-Action = PlanPartitions | RunStep | RunCompensation | RunCallback | Wait | Finish
-
-
-# ---------------------------------------------------------------- evaluation
 
 
 @dataclass
@@ -332,19 +215,3 @@ def _callback(spec: JobSpec, state: FlowState, result: _Outcome) -> list[Action]
         if unit.status.running:
             return [Wait((callback.name,))]
     return [Finish(outcome, description)]
-
-
-def next_action(
-    spec: JobSpec,
-    current: Mapping[str, BatchStatus],
-    previous: Mapping[str, BatchStatus],
-    *,
-    stopping: bool = False,
-) -> Action:
-    """Chain-only view (plain steps, no partitions): the first of ``next_actions``."""
-    state = FlowState(
-        steps={(k, None): Unit(v) for k, v in current.items()},
-        previous={(k, None): v for k, v in previous.items()},
-        stopping=stopping,
-    )
-    return next_actions(spec, state)[0]

@@ -1,24 +1,47 @@
-"""Built-in readers and writers, grouped by medium, plus the item protocols."""
+"""Built-in readers and writers, grouped by medium, plus the item protocols.
 
-from baton.items.database import SqlReader, SqlWriter
-from baton.items.files import (
-    CsvReader,
-    CsvWriter,
-    JsonLinesReader,
-    JsonLinesWriter,
-    MalformedRecord,
-)
-from baton.items.protocols import (
-    ItemProcessor,
-    ItemReader,
-    ItemStream,
-    ItemWriter,
-    KnowsTotal,
-    StagedWriter,
-    TransactionalWriter,
-)
-from baton.items.support import CompositeWriter, IterableReader, ListWriter
+Manifests name them here (``baton.items:CsvReader``). The names load lazily (PEP 562):
+a step process loads only the medium its reader and writers use.
+"""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from baton.core.exports import lazy_exports
+
+if TYPE_CHECKING:
+    from baton.items.composite import CompositeWriter
+    from baton.items.database import SqlReader, SqlWriter
+    from baton.items.file_readers import CsvReader, JsonLinesReader, MalformedRecord
+    from baton.items.file_writers import CsvWriter, JsonLinesWriter
+    from baton.items.memory import IterableReader, ListWriter
+    from baton.items.protocols import (
+        ItemProcessor,
+        ItemReader,
+        ItemStream,
+        ItemWriter,
+        KnowsTotal,
+        StagedWriter,
+        TransactionalWriter,
+    )
+
+_HOMES: dict[str, tuple[str, ...]] = {
+    "baton.items.composite": ("CompositeWriter",),
+    "baton.items.database": ("SqlReader", "SqlWriter"),
+    "baton.items.file_readers": ("CsvReader", "JsonLinesReader", "MalformedRecord"),
+    "baton.items.file_writers": ("CsvWriter", "JsonLinesWriter"),
+    "baton.items.memory": ("IterableReader", "ListWriter"),
+    "baton.items.protocols": (
+        "ItemProcessor",
+        "ItemReader",
+        "ItemStream",
+        "ItemWriter",
+        "KnowsTotal",
+        "StagedWriter",
+        "TransactionalWriter",
+    ),
+}
 __all__ = [
     "CompositeWriter",
     "CsvReader",
@@ -38,3 +61,6 @@ __all__ = [
     "StagedWriter",
     "TransactionalWriter",
 ]
+
+
+__getattr__, __dir__ = lazy_exports(__name__, _HOMES)

@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import Boolean, Connection, Engine, MetaData, Table, insert, select, text
 from sqlalchemy.exc import DBAPIError, NoSuchTableError
 
 from baton.core.errors import BatonError, InvalidDefinition
+from baton.items.protocols import RunningStep
 from baton.repository.engine import make_engine, normalize_url
 
-if TYPE_CHECKING:
-    from baton.step.context import StepContext
 
-
-def _engine(step: StepContext | None, url: str | None) -> Engine:
+def _engine(step: RunningStep | None, url: str | None) -> Engine:
     if url:
         if step is not None and normalize_url(url) == step.engine.url.render_as_string(False):
             return step.engine
@@ -59,7 +57,7 @@ class SqlReader:
         where: str | None = None,
         page_size: int = 1000,
         url: str | None = None,
-        step: StepContext | None = None,
+        step: RunningStep | None = None,
         name: str | None = None,
     ):
         self.table_name = table
@@ -142,7 +140,7 @@ class SqlWriter:
         *,
         url: str | None = None,
         create: bool | None = None,
-        step: StepContext | None = None,
+        step: RunningStep | None = None,
     ):
         self._table_ref = table if table is not None else type(self).table
         if self._table_ref is None:

@@ -6,7 +6,10 @@ They are structural: any object with the right methods works, no base class need
 from __future__ import annotations
 
 from collections.abc import MutableMapping
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 
 @runtime_checkable
@@ -69,3 +72,13 @@ class StagedWriter(Protocol):
     def commit_staged(self) -> None: ...
 
     def rollback(self) -> None: ...
+
+
+class RunningStep(Protocol):
+    """What a built-in reader or writer asks of the step that builds it (its ``step``
+    argument; :class:`baton.StepContext` is one): the repository's engine, and what a
+    component's constructor may be offered. Items stay below the step runtime."""
+
+    engine: Engine
+
+    def offered(self) -> dict[str, Any]: ...

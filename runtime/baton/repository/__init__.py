@@ -1,21 +1,8 @@
-"""The job repository: schema, migrations and queries (Spring Batch's JobRepository)."""
+"""The job repository (Spring Batch's JobRepository): schema, migrations, and one
+``JobRepository`` made of a module per role (session, instances, executions,
+transitions, steps, partitions, mapping)."""
 
-from baton.core.entities import JobExecution, JobInstance, SkippedItem, StepExecution
-from baton.repository.codec import decode_context, encode_context
 from baton.repository.engine import DEFAULT_URL, normalize_url, redact
-from baton.repository.store import ContextDelta, Counts, JobRepository
+from baton.repository.facade import JobRepository
 
-__all__ = [
-    "DEFAULT_URL",
-    "ContextDelta",
-    "Counts",
-    "JobExecution",
-    "JobInstance",
-    "JobRepository",
-    "SkippedItem",
-    "StepExecution",
-    "decode_context",
-    "encode_context",
-    "normalize_url",
-    "redact",
-]
+__all__ = ["DEFAULT_URL", "JobRepository", "normalize_url", "redact"]

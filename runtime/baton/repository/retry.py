@@ -18,11 +18,11 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from baton.core.codec import decode_context
+from baton.core.counts import Counts
 from baton.core.errors import DatabaseUnavailable
 from baton.core.status import BatchStatus
-from baton.repository.codec import decode_context
 from baton.repository.schema import JobExecutionRow, StepExecutionRow
-from baton.repository.store import Counts
 
 log = logging.getLogger("baton.repository")
 T = TypeVar("T")

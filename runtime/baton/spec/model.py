@@ -6,22 +6,15 @@ Field names are camelCase on the wire (as Kubernetes does), snake_case in Python
 
 from __future__ import annotations
 
-import json
-import math
-import re
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
-from baton.core.errors import InvalidDefinition, InvalidParameters
-from baton.core.parameters import JobParameter, JobParameters, ParamType, parse_value
+from baton.core.errors import InvalidParameters
+from baton.core.parameters import JobParameter, JobParameters, ParamType
+from baton.spec.values import typed_value
 
-API_VERSION = "baton.dev/v1alpha1"
-MAX_DEPTH = 64  # nesting of manifests and --ctx values: far beyond real use, far below recursion
-INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # int parameters must fit a BIGINT column
 NAME_MAX = 255  # parameter names: the repository's column width
 REF_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$"
 NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
@@ -246,10 +239,6 @@ class JobSpec(Model):
                 return s
         raise KeyError(name)
 
-    def chain_order(self) -> list[str]:
-        """Runnable step names in chain order (group members in their listed order)."""
-        return [m.name for entry in self.steps for m in entry.members]
-
     def bind(self, raw: dict[str, Any]) -> JobParameters:
         """Check and type raw parameters against the declared ones; fill defaults."""
         declared = {p.name: p for p in self.parameters}
@@ -302,164 +291,3 @@ class BatchJob(Model):
     @property
     def name(self) -> str:
         return self.metadata.name
-
-
-def first_error(e: ValidationError) -> str:
-    err = e.errors()[0]
-    where = ".".join(str(x) for x in err["loc"]) or "manifest"
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    more = f" (and {e.error_count() - 1} more)" if e.error_count() > 1 else ""
-    return f"{where}: {msg}{more}"
-
-
-def typed_value(kind: ParamType, raw: Any) -> Any:
-    """:func:`parse_value` plus what the repository and the steps can hold: an int
-    within 64 bits (BIGINT), a finite float, text without NUL or lone surrogates."""
-    if kind is not ParamType.STRING and isinstance(raw, str) and len(raw) > 100:
-        raise ValueError(f"expected a {kind.value}, got {len(raw)} characters: {_short(raw)}")
-    try:
-        value = parse_value(kind, raw)
-    except OverflowError:
-        raise ValueError(f"expected a {kind.value}, got {_short(raw)}") from None
-    if kind is ParamType.INT and not INT_MIN <= value <= INT_MAX:
-        raise ValueError(
-            f"expected an integer from {INT_MIN} to {INT_MAX} (64 bits), got {_short(raw)}"
-        )
-    if kind is ParamType.FLOAT and not math.isfinite(value):
-        raise ValueError(f"expected a finite number, got {_short(raw)}")
-    if kind is ParamType.STRING:
-        problem = text_problem(value)
-        if problem:
-            raise ValueError(f"{problem}: {_short(raw)}")
-    return value
-
-
-def _short(raw: Any, limit: int = 60) -> str:
-    text = repr(raw)
-    return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-4:]}"
-
-
-def text_problem(text: str) -> str | None:
-    """Why ``text`` cannot be stored (PostgreSQL refuses NUL; UTF-8 has no lone
-    surrogates, which is what undecodable bytes of argv or a file become), or None."""
-    if "\x00" in text:
-        return "contains a NUL character"
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return "contains bytes that are not UTF-8"
-    return None
-
-
-def plain_problem(value: Any, where: str = "", depth: int = 0) -> str | None:
-    """Why a manifest or context value cannot be stored as JSON and read back the same
-    (nesting beyond :data:`MAX_DEPTH`, bad text, a non-finite number), prefixed with
-    where it is (``spec.steps[0].name: ...``), or None."""
-    at = f"{where}: " if where else ""
-    if depth > MAX_DEPTH:
-        return f"nested deeper than {MAX_DEPTH} levels"
-    if isinstance(value, str):
-        problem = text_problem(value)
-        return f"{at}{problem}" if problem else None
-    if isinstance(value, float) and not math.isfinite(value):
-        return f"{at}{value!r} is not a finite number"
-    if isinstance(value, dict):
-        items = [(f"{where}.{k}" if where else str(k), k, v) for k, v in value.items()]
-    elif isinstance(value, list | tuple | set | frozenset):
-        items = [(f"{where}[{i}]", None, v) for i, v in enumerate(value)]
-    else:
-        return None
-    for path, key, v in items:
-        bad_key = text_problem(key) if isinstance(key, str) else None
-        shown = path.encode("utf-8", "backslashreplace").decode()[:120]
-        problem = f"{shown}: {bad_key}" if bad_key else plain_problem(v, shown, depth + 1)
-        if problem:
-            return problem
-    return None
-
-
-def parse_job(doc: Any, source: str = "manifest") -> BatchJob:
-    if not isinstance(doc, dict):
-        raise InvalidDefinition(f"{source}: expected a BatchJob mapping, got {type(doc).__name__}")
-    if doc.get("kind") not in (None, "BatchJob"):
-        raise InvalidDefinition(f"{source}: kind is {_short(doc.get('kind'))}, expected BatchJob")
-    problem = plain_problem(doc)
-    if problem:
-        raise InvalidDefinition(f"{source}: invalid BatchJob: {problem}")
-    try:
-        job = BatchJob.model_validate(doc)
-    except ValidationError as e:
-        raise InvalidDefinition(f"{source}: invalid BatchJob: {first_error(e)}") from None
-    try:  # the definition is snapshotted as JSON into every execution
-        json.dumps(job.dump(), allow_nan=False)
-    except (TypeError, ValueError) as e:
-        raise InvalidDefinition(f"{source}: invalid BatchJob: not storable as JSON: {e}") from None
-    return job
-
-
-def load_manifests(path: Path) -> list[BatchJob]:
-    """All BatchJob documents of a YAML file (other kinds are ignored)."""
-    try:
-        data = path.read_bytes()
-    except OSError as e:
-        raise InvalidDefinition(f"cannot read manifest {path}: {e.strerror}") from None
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise InvalidDefinition(
-            f"{path}: not a YAML manifest: byte 0x{data[e.start]:02x} at offset {e.start} "
-            "is not UTF-8 text"
-        ) from None
-    try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as e:
-        raise InvalidDefinition(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
-    except RecursionError:
-        raise InvalidDefinition(f"{path}: nested deeper than {MAX_DEPTH} levels") from None
-    jobs = [
-        parse_job(d, str(path))
-        for d in docs
-        if not (isinstance(d, dict) and d.get("kind") not in (None, "BatchJob"))
-    ]
-    if not jobs:
-        raise InvalidDefinition(f"{path}: no BatchJob document found")
-    return jobs
-
-
-def parse_cli_context(pairs: list[str]) -> dict[str, Any]:
-    """``--ctx key=value`` pairs into an initial job context: a value that parses as
-    strict JSON (a number, true, a list, an object, a quoted string) keeps its type,
-    anything else (``NaN`` too) is a string. A JSON number out of float range, nesting
-    beyond :data:`MAX_DEPTH` or text that cannot be stored is refused."""
-    out: dict[str, Any] = {}
-    for key, value in parse_cli_params(pairs, what="context value").items():
-        try:
-            out[key] = json.loads(value, parse_constant=_no_constant)
-        except RecursionError:
-            raise InvalidParameters(
-                f"context value '{key}': nested deeper than {MAX_DEPTH} levels"
-            ) from None
-        except ValueError:
-            out[key] = value
-        problem = plain_problem(out[key], depth=1)
-        if problem:
-            raise InvalidParameters(f"context value '{key}': {problem}")
-    return out
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not JSON")
-
-
-def parse_cli_params(pairs: list[str], what: str = "parameter") -> dict[str, str]:
-    """``-p name=value`` pairs into a mapping; the value may contain '='."""
-    out: dict[str, str] = {}
-    for pair in pairs:
-        name, sep, value = pair.partition("=")
-        if not sep or not re.match(r"^[A-Za-z_][\w.\-]*$", name.strip()):
-            raise InvalidParameters(f"bad {what} {_short(pair)}: expected NAME=VALUE")
-        problem = text_problem(value)
-        if problem:
-            raise InvalidParameters(f"bad {what} '{name.strip()}': {problem}: {_short(value)}")
-        out[name.strip()] = value
-    return out

@@ -12,13 +12,13 @@ from typing import Any
 
 from sqlalchemy import Engine
 
-from baton.repository.codec import check_value, encode_context
-from baton.repository.store import ContextDelta
+from baton.core.codec import check_value, encode_context
+from baton.core.counts import ContextDelta
 
 
 class ContextDict(dict[str, Any]):
     """A context that refuses, at the assignment, a value the repository could not store
-    and give back (see :mod:`baton.repository.codec`): the error names the key and the
+    and give back (see :mod:`baton.core.codec`): the error names the key and the
     type and fails the step (or chunk) that made it, not a later checkpoint. A value
     changed in place inside a stored list or dict is checked when the context is saved."""
 

@@ -4,8 +4,8 @@ Every pod of a step's Indexed Job (and every local unit) is one short process, s
 start-up is paid once per partition: this module imports nothing beyond the step
 runtime (no Typer, Rich, Alembic or Kubernetes client), and the repository is opened
 without a migration check, which ``JobRepository.open_unit`` does inside the query
-that reads the execution anyway. Arguments, exit codes and error lines are those of
-the hidden ``baton step`` CLI command, which calls :func:`run_unit` too.
+that reads the execution anyway. The ``baton`` script (:func:`baton.cli.main`) hands
+``baton step`` here before it imports the CLI app.
 """
 
 from __future__ import annotations
@@ -18,11 +18,32 @@ from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
 from baton.core.errors import BatonError
-from baton.core.status import ExitCode
+from baton.core.status import ExitCode, UnitKind
 from baton.repository import DEFAULT_URL, JobRepository
-from baton.step.runner import KINDS, run_step
+from baton.step.runner import run_step
 
 LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
+
+
+def unit_argv(
+    execution_id: int,
+    step: str,
+    *,
+    kind: UnitKind = UnitKind.STEP,
+    partition: int | None = None,
+    from_index: bool = False,
+) -> list[str]:
+    """The arguments after ``baton step`` that :func:`parser` reads back: the one place
+    the unit command is written (pods prefix ``baton step``, local units
+    ``python -m baton.step``)."""
+    argv = [str(execution_id), step]
+    if kind is not UnitKind.STEP:
+        argv += ["--kind", kind.value]
+    if partition is not None:
+        argv += ["--partition", str(partition)]
+    if from_index:
+        argv.append("--partition-from-index")
+    return argv
 
 
 def partition_for_index(env: Mapping[str, str]) -> int:
@@ -38,7 +59,7 @@ def run_unit(
     partition: int | None = None,
     *,
     partition_from_index: bool = False,
-    kind: str = "step",
+    kind: str = UnitKind.STEP,
 ) -> ExitCode:
     """Run one unit of an execution against the repository at ``db``."""
     if partition_from_index:
@@ -78,7 +99,7 @@ def parser(prog: str = "baton step") -> argparse.ArgumentParser:
         default=False,
         help="Indexed Job pod: run partition BATON_PARTITIONS[JOB_COMPLETION_INDEX].",
     )
-    p.add_argument("--kind", default="step", help=f"{', '.join(KINDS)}.")
+    p.add_argument("--kind", default=UnitKind.STEP.value, help=f"{', '.join(UnitKind)}.")
     p.add_argument(
         "--db",
         default=os.environ.get("BATON_DB_URL", DEFAULT_URL),
@@ -114,13 +135,3 @@ def main(argv: Sequence[str] | None = None, prog: str = "baton step") -> int:
         message = " ".join(f"{type(e).__name__}: {e}".split())
         sys.stderr.write(f"error: internal error: {message}\n")
         return int(ExitCode.FAILED)
-
-
-def baton_command() -> None:
-    """The ``baton`` console script. ``baton step ...`` (every pod's command) runs
-    here without importing the CLI; any other command is the Typer CLI."""
-    if sys.argv[1:2] == ["step"]:
-        sys.exit(main(sys.argv[2:]))
-    from baton.cli import main as cli_main  # the step runtime does not depend on the CLI
-
-    cli_main()

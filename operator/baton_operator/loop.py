@@ -1,0 +1,226 @@
+"""The reconcile loop: for one BatchExecution, read the state (cluster + repository),
+decide (:func:`baton_operator.reconcile.decide.reconcile`), apply — round after round
+until nothing changes. Also the operator's answers to events that are not a
+reconcile: an execution deleted, a namespace being deleted, a pod disrupted."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from baton.core.errors import NoSuchExecution
+from baton.core.status import BatchStatus
+from baton.repository import JobRepository
+from baton.spec.model import BatchJob
+
+from baton_operator.applier import Applier, Target
+from baton_operator.config import OperatorConfig
+from baton_operator.jobstatus import JobStatuses
+from baton_operator.k8s.cluster import Cluster
+from baton_operator.k8s.resources import BatchExecution, ExecutionStatus
+from baton_operator.metrics import (
+    RECONCILE_DURATION,
+    RECONCILE_ERRORS,
+    observe_phase,
+    observe_steps,
+)
+from baton_operator.patching import status_patch
+from baton_operator.reconcile import outcomes
+from baton_operator.reconcile.actions import CHANGES_STATE, PatchStatus
+from baton_operator.reconcile.decide import reconcile
+from baton_operator.reconcile.state import RepositoryState
+
+log = logging.getLogger("baton.operator")
+
+# Status fields that only say how far an execution is (written at most every
+# ``progress_seconds``); any other change is written at once.
+PROGRESS_FIELDS = frozenset({"progress", "readCount", "writeCount", "skipCount", "steps"})
+
+
+class Controller:
+    """Reconciles BatchExecutions: reads the state of one, decides, applies, until it
+    settles; one at a time per execution (a lock each), any number side by side."""
+
+    def __init__(self, repo: JobRepository, cluster: Cluster, cfg: OperatorConfig) -> None:
+        self.repo = repo
+        self.cluster = cluster
+        self.config = cfg
+        self.job_statuses = JobStatuses(cluster)
+        self.applier = Applier(repo, cluster, self.job_statuses)
+        self._locks: dict[tuple[str, str], threading.Lock] = {}
+        self._last_patch: dict[tuple[str, str], float] = {}
+        self._locks_guard = threading.Lock()
+
+    @contextmanager
+    def _locked(self, namespace: str, name: str) -> Iterator[None]:
+        with self._locks_guard:
+            lock = self._locks.setdefault((namespace, name), threading.Lock())
+        with lock:
+            yield
+
+    def forget(self, namespace: str, name: str) -> None:
+        with self._locks_guard:
+            self._locks.pop((namespace, name), None)
+            self._last_patch.pop((namespace, name), None)
+        self.job_statuses.forget(namespace, name)
+        observe_phase(namespace, name, "", None)
+
+    def deleted(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """A BatchExecution was deleted (its Jobs and pods go with it): a JobExecution it
+        left running is marked FAILED, so its instance can be launched again."""
+        self.forget(namespace, name)
+        self.job_statuses.flush()
+        execution_id = ExecutionStatus.model_validate(status).execution_id
+        if execution_id is None:
+            return
+        execution = self.repo.get_execution(execution_id)
+        if not execution.status.running:
+            return
+        why = f"its BatchExecution {namespace}/{name} was deleted"
+        self.repo.end_orphaned(execution, BatchStatus.FAILED, why, "recover")
+        log.info("%s/%s deleted: JobExecution %s marked FAILED", namespace, name, execution.id)
+
+    def release_namespace(self, namespace: str) -> int:
+        """A namespace is being deleted: delete its step Jobs so that it can go.
+
+        Kubernetes (OrderedNamespaceDeletion: on since 1.33, locked on in 1.34) deletes a
+        namespace's pods first and deletes nothing else until they are gone. The Job
+        controller keeps the ``batch.kubernetes.io/job-tracking`` finalizer on a failed
+        pod of an Indexed Job with ``backoffLimitPerIndex`` until it has made the pod's
+        replacement — and a terminating namespace refuses new pods. A step pod killed
+        by the namespace's deletion (exit 9: continue) or failed just before would wait
+        for ever, and the namespace with it. Once its Job is being deleted the Job
+        controller releases the pod."""
+        deleted = self.cluster.delete_step_jobs(namespace)
+        if deleted:
+            log.info("namespace %s is being deleted: deleted %d step Job(s)", namespace, deleted)
+        return deleted
+
+    def record_disruption(self, namespace: str, execution: str, pod: str, attempt: int) -> None:
+        obj = self.cluster.get_execution(namespace, execution)
+        if obj is None:
+            return
+        t = Target(obj, ExecutionStatus.model_validate(obj.get("status") or {}))
+        self.applier.follow(t, outcomes.disrupted(t.status, pod, attempt))
+
+    def repository_state(self, execution_id: int | None) -> RepositoryState:
+        if execution_id is None:
+            return RepositoryState()
+        execution = self.repo.get_execution(execution_id)
+        previous = {key: s.status for key, s in self.repo.previous_steps(execution).items()}
+        return RepositoryState(
+            execution=execution,
+            steps=tuple(self.repo.step_executions(execution_id)),
+            previous=previous,
+            partitions=self.repo.partition_counts(execution.instance_id),
+        )
+
+    # ------------------------------------------------------------ the loop
+
+    def reconcile(self, namespace: str, name: str, *, max_rounds: int = 6) -> str | None:
+        """Reconcile until nothing changes (bounded); return the phase ("" while it has
+        none yet), or None when the BatchExecution is gone or being deleted."""
+        start = time.monotonic()
+        try:
+            with self._locked(namespace, name):
+                phase: str | None = None
+                for _ in range(max_rounds):
+                    obj = self.cluster.get_execution(namespace, name)
+                    if obj is None or obj["metadata"].get("deletionTimestamp"):
+                        self.forget(namespace, name)
+                        phase = None
+                        break
+                    changed, phase = self._round(obj)
+                    phase = phase or ""
+                    if not changed:
+                        break
+            self.job_statuses.flush()
+            return phase
+        except Exception as e:
+            RECONCILE_ERRORS.labels(type(e).__name__).inc()
+            raise
+        finally:
+            RECONCILE_DURATION.observe(time.monotonic() - start)
+
+    def _round(self, obj: dict[str, Any]) -> tuple[bool, str | None]:
+        """One read-decide-apply; (whether the state changed, the phase as read)."""
+        meta = obj["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        execution = BatchExecution.model_validate(
+            {**obj, "metadata": {"name": name, "namespace": namespace}}
+        )
+        t = Target(obj, execution.status or ExecutionStatus())
+        phase = t.status.phase.value if t.status.phase else None
+        self.job_statuses.note(obj, phase)
+        job_obj = job = None
+        if t.status.execution_id is None:
+            job_obj = self.cluster.get_batch_job(namespace, execution.spec.job)
+            if job_obj is not None:
+                job = self._parse_job(t, job_obj)
+                if job is None:
+                    return False, phase
+        try:
+            repo_state = self.repository_state(t.status.execution_id)
+        except NoSuchExecution as e:
+            self.applier.follow(t, outcomes.lost(t.status, str(e), dt.datetime.now(dt.UTC)))
+            return False, phase
+        current = repo_state.execution
+        jobs = self.cluster.list_jobs(namespace, name) if current and current.status.running else []
+        actions = reconcile(
+            job,
+            execution,
+            repo_state,
+            jobs,
+            config=self.config,
+            now=dt.datetime.now(dt.UTC),
+            namespace=namespace,
+            uid=meta["uid"],
+            job_generation=(job_obj or {}).get("metadata", {}).get("generation"),
+        )
+        if current is not None:
+            observe_steps(current.job_name, repo_state.steps)
+        changed = False
+        for action in actions:
+            if isinstance(action, PatchStatus):
+                if not changed:  # else stale: the next round computes it afresh
+                    self._write_progress(t, action)
+                continue
+            applied = self.applier.apply(t, action)
+            changed |= applied and isinstance(action, CHANGES_STATE)
+        return changed, phase
+
+    def _write_progress(self, t: Target, action: PatchStatus) -> None:
+        """The mirrored status; progress-only changes (counts, percentages) at most
+        every ``progress_seconds`` per execution, so API writes follow the phases, not
+        the number of partitions or chunks; anything else at once."""
+        patch = status_patch(t.obj.get("status"), action.status)
+        if not patch:
+            return
+        now = time.monotonic()
+        key = (t.namespace, t.name)
+        recent = now - self._last_patch.get(key, float("-inf")) < self.config.progress_seconds
+        if set(patch) <= PROGRESS_FIELDS and recent:
+            return
+        self._last_patch[key] = now
+        self.applier.write_status(t, patch)
+
+    def _parse_job(self, t: Target, job_obj: dict[str, Any]) -> BatchJob | None:
+        try:
+            return BatchJob.model_validate(
+                {
+                    "apiVersion": job_obj["apiVersion"],
+                    "kind": job_obj["kind"],
+                    "metadata": {"name": job_obj["metadata"]["name"]},
+                    "spec": job_obj["spec"],
+                }
+            )
+        except Exception as e:  # pydantic rules the CRD schema cannot express
+            message = f"BatchJob is invalid: {e}".splitlines()[0]
+            now = dt.datetime.now(dt.UTC)
+            self.applier.follow(t, outcomes.rejected(t.status, "InvalidDefinition", message, now))
+            return None

@@ -1,0 +1,25 @@
+"""``JobRepository``: every read and write of batch metadata, nothing else.
+
+One class for callers, composed of one mixin per role (each in its own module):
+launching instances, execution queries, status transitions under the one table,
+step units with their checkpoints, partitions and results."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from baton.repository.instances import Instances
+from baton.repository.partitions import Partitions
+from baton.repository.steps import StepUnits
+from baton.repository.transitions import Transitions
+
+if TYPE_CHECKING:
+    from baton.repository.protocol import ExecutionControl
+
+
+class JobRepository(Instances, Transitions, StepUnits, Partitions):
+    """Instances, executions, parameters, step executions, contexts and skips."""
+
+
+if TYPE_CHECKING:
+    _implements: type[ExecutionControl] = JobRepository  # mypy: the roles' signatures match

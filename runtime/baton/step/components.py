@@ -1,0 +1,70 @@
+"""A chunk step's parts as its manifest names them: reader, processor, writer, and the
+fault policy (which errors are skipped or retried)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from baton.core.errors import BatonError, DatabaseUnavailable
+from baton.items.memory import IterableReader
+from baton.spec.model import ChunkSpec
+from baton.spec.refs import build, resolve_exception
+from baton.step.context import StepContext
+from baton.step.failures import SkipLimitExceeded, error_text
+
+
+class FaultPolicy:
+    """Spring Batch's skip and retry rules of one chunk step."""
+
+    def __init__(self, spec: ChunkSpec):
+        self.skip_limit = spec.skip_limit
+        self.retry_limit = spec.retry_limit
+        self.skippable = tuple(resolve_exception(n) for n in spec.skip)
+        self.retryable = tuple(resolve_exception(n) for n in spec.retry)
+
+    def can_skip(self, e: BaseException, skipped: int) -> bool:
+        """Whether to skip after ``skipped`` earlier skips; past the limit, fail the step."""
+        if not isinstance(e, self.skippable) or isinstance(e, DatabaseUnavailable):
+            return False
+        if skipped >= self.skip_limit:
+            raise SkipLimitExceeded(
+                f"skip limit {self.skip_limit} exceeded; last error: {error_text(e)}"
+            ) from e
+        return True
+
+    def can_retry(self, e: BaseException, attempt: int) -> bool:
+        return isinstance(e, self.retryable) and attempt < self.retry_limit
+
+
+def build_reader(spec: ChunkSpec, ctx: StepContext) -> Any:
+    """The reader object; an iterable or generator is wrapped (restartable by count)."""
+    obj = build(spec.reader, ctx.offered(), spec.reader_args)
+    if hasattr(obj, "read"):
+        return obj
+    if callable(obj):
+        raise BatonError(
+            f"reader {spec.reader} is a function; expected a class or object with read()"
+        )
+    if hasattr(obj, "__iter__"):
+        return IterableReader(obj)
+    raise BatonError(f"reader {spec.reader} has no read() method")
+
+
+def build_processor(spec: ChunkSpec, ctx: StepContext) -> Callable[[Any], Any] | None:
+    """The processor as a function (an object's ``process``), or None without one."""
+    if not spec.processor:
+        return None
+    obj = build(spec.processor, ctx.offered(), spec.processor_args)
+    if hasattr(obj, "process"):
+        return obj.process  # type: ignore[no-any-return]
+    if callable(obj):
+        return obj  # type: ignore[no-any-return]
+    raise BatonError(f"processor {obj!r} is neither callable nor has process()")
+
+
+def build_writer(spec: ChunkSpec, ctx: StepContext) -> Any:
+    writer = build(spec.writer, ctx.offered(), spec.writer_args)
+    if not hasattr(writer, "write"):
+        raise BatonError(f"writer {spec.writer} has no write(items) method")
+    return writer
