@@ -44,6 +44,7 @@ from baton.repository import JobRepository
 from baton.repository.retry import Retrier, retry_budget
 from baton.spec.model import BatchJob
 from baton.spec.snapshot import job_of
+from baton.step.signals import handling_stop_signals
 
 log = logging.getLogger("baton.executor")
 
@@ -309,12 +310,8 @@ class LocalExecutor:
                     if proc is not None:
                         proc.send_signal(signal.SIGTERM)
 
-        old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
-        try:
+        with handling_stop_signals(handler):
             yield
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
 
     def _honour_signal(self, execution: JobExecution) -> JobExecution:
         if self._signalled.is_set() and execution.status is BatchStatus.STARTED:

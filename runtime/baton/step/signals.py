@@ -16,6 +16,18 @@ log = logging.getLogger("baton.step")
 
 
 @contextmanager
+def handling_stop_signals(handler: Any) -> Iterator[None]:
+    """``handler`` for SIGTERM and SIGINT while the block runs, the previous ones after
+    (main thread only: the executor and the step process share this)."""
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+@contextmanager
 def stop_on_signals(event: threading.Event) -> Iterator[None]:
     """SIGTERM/SIGINT ask for a stop at the next chunk boundary instead of killing.
 
@@ -46,11 +58,9 @@ def stop_on_signals(event: threading.Event) -> Iterator[None]:
             timers.append(timer)
         event.set()
 
-    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        yield
+        with handling_stop_signals(handler):
+            yield
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
         for t in timers:
             t.cancel()
