@@ -55,8 +55,10 @@ start_postgres() {
     as_postgres psql -h "$PG_SOCKDIR" -p "$PG_PORT" -U postgres -d postgres -qtA -v ON_ERROR_STOP=1 -c "
         DO \$\$ BEGIN
           IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$PG_USER') THEN
-            CREATE ROLE $PG_USER LOGIN CREATEDB PASSWORD '$PG_PASSWORD';
+            CREATE ROLE $PG_USER LOGIN CREATEDB CREATEROLE PASSWORD '$PG_PASSWORD';
           END IF;
+          -- CREATEROLE: the chart's per-namespace database roles (values tenants)
+          ALTER ROLE $PG_USER CREATEROLE;
         END \$\$;" >/dev/null || die "could not create the $PG_USER role"
 }
 

@@ -99,6 +99,8 @@ def install_operator(
         "--set", f"image.repository={repo}", "--set", f"image.tag={tag}",
         "--set", f"database.url={db.url}",
         "--set", "operator.logLevel=debug",
+        # executions labelled baton.dev/release belong to other releases (test_namespaces)
+        "--set", "watch.labelSelector=!baton.dev/release",
         "--wait", "--timeout", "180s",
     )  # fmt: skip
     kubectl("-n", SYSTEM, "rollout", "status", "deploy/baton", "--timeout=180s", timeout=200)

@@ -40,6 +40,7 @@ from baton_operator.reconcile.actions import (
     RequestStop,
     StartExecution,
 )
+from baton_operator.valuefrom import launch_parameters
 
 log = logging.getLogger("baton.operator")
 
@@ -135,8 +136,8 @@ class Applier:
 
     # ------------------------------------------------------------ launch and admission
 
-    def _find_launched(self, job_name: str, tag: str) -> JobExecution | None:
-        for e in self.repo.executions(job=job_name, limit=50):
+    def _find_launched(self, namespace: str, job_name: str, tag: str) -> JobExecution | None:
+        for e in self.repo.executions(job=job_name, namespace=namespace, limit=50):
             if e.owner == tag:
                 return e
         return None
@@ -148,9 +149,11 @@ class Applier:
         )
         job = action.job
         try:
-            execution = self._find_launched(job.name, tag)
+            execution = self._find_launched(t.namespace, job.name, tag)
             if execution is None:
-                params = action.params or job.spec.bind(dict(action.raw_params or {}))
+                params = action.params or launch_parameters(
+                    self.cluster, t.namespace, t.obj.get("spec") or {}, job, action.raw_params
+                )
                 execution = self.repo.launch(
                     job.name,
                     action.job_spec,
@@ -159,6 +162,7 @@ class Applier:
                     source_dir=None,
                     owner=tag,
                     context=action.context,
+                    namespace=t.namespace,
                 )
         except (LaunchRejected, InvalidParameters, InvalidDefinition) as e:
             rule = e.rule if isinstance(e, LaunchRejected) else type(e).__name__
@@ -172,7 +176,7 @@ class Applier:
                     outcomes.restart_rejected(t.status, rule, str(e), action.observed_restart, now),
                 )
             return False
-        self.follow(t, outcomes.launched(t.status, execution, action, now))
+        self.follow(t, outcomes.launched(t.status, execution, action, now, self.repo.repository_id))
         log.info(
             "%s/%s: %s JobExecution %s", t.namespace, t.name, action.reason.lower(), execution.id
         )

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
+
+from baton.spec.template import PodTemplate
 
 
 @dataclass(frozen=True)
 class OperatorConfig:
     image: str = "baton:dev"
     image_pull_policy: str = "IfNotPresent"
+    # the Secret step pods read the database URL from, in their own namespace (chart:
+    # stepSecret.name/key; not the operator's own Secret)
     db_secret: str = "baton-db"
     db_secret_key: str = "url"
     poll_seconds: float = 2.0
@@ -18,6 +24,8 @@ class OperatorConfig:
     step_cpu_request: str = "50m"
     step_memory_request: str = "64Mi"
     step_memory_limit: str = "512Mi"
+    # chart stepDefaults: the first pod template layer of every step pod
+    step_defaults: dict[str, Any] = field(default_factory=dict, hash=False)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> OperatorConfig:
@@ -34,4 +42,13 @@ class OperatorConfig:
             step_cpu_request=e.get("BATON_STEP_CPU_REQUEST", d.step_cpu_request),
             step_memory_request=e.get("BATON_STEP_MEMORY_REQUEST", d.step_memory_request),
             step_memory_limit=e.get("BATON_STEP_MEMORY_LIMIT", d.step_memory_limit),
+            step_defaults=step_defaults(e.get("BATON_STEP_DEFAULTS", "")),
         )
+
+
+def step_defaults(text: str) -> dict[str, Any]:
+    """The chart's stepDefaults (JSON), checked like any pod template: a bad one stops
+    the operator at start, not every launch."""
+    if not text.strip():
+        return {}
+    return PodTemplate.model_validate(json.loads(text)).dump()

@@ -31,11 +31,33 @@ from baton_operator.k8s.labels import LABEL_ATTEMPT, LABEL_EXECUTION
 from baton_operator.k8s.resources import GROUP, TERMINAL_PHASES, VERSION
 from baton_operator.loop import Controller
 from baton_operator.metrics import API_WRITES, serve
+from baton_operator.reconcile import podhealth, selector
 from baton_operator.ticker import PeeringGate, Ticker, own_namespace
 
 log = logging.getLogger("baton.operator")
 
 TERMINAL = {p.value for p in TERMINAL_PHASES}
+# The executions this operator owns: by label (chart: watch.labelSelector) and by
+# namespace (watch.namespaces; empty: all), so several releases can split a cluster.
+SELECTOR = selector.parse(os.environ.get("BATON_WATCH_LABELS", ""))
+NAMESPACES = frozenset(
+    ns.strip() for ns in os.environ.get("BATON_WATCH_NAMESPACES", "").split(",") if ns.strip()
+)
+
+
+def watched(namespace: str | None, **_: Any) -> bool:
+    """A BatchExecution (or namespace) this operator watches (BATON_WATCH_NAMESPACES)."""
+    return not NAMESPACES or namespace in NAMESPACES
+
+
+def _kopf_labels(sel: tuple[selector.Requirement, ...]) -> dict[str, Any]:
+    """The selector as Kopf's ``labels=`` filter of the BatchExecution handler."""
+    return {
+        r.key: (kopf.ABSENT if not r.present else kopf.PRESENT if r.value is None else r.value)
+        for r in sel
+    }
+
+
 # The finalizer name Kopf used while the operator had a timer (a timer makes Kopf put
 # its finalizer on every object it times). Nothing needs it now: Kopf removes it from
 # the objects it sees, so an upgrade releases what an older operator left.
@@ -77,7 +99,11 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     if not url:
         raise kopf.PermanentError("BATON_DB_URL is not set (the chart takes it from a Secret)")
     load_kube_config()
-    memo["controller"] = Controller(JobRepository(url), ApiCluster(_count_write), cfg)
+    repo = JobRepository(url)
+    memo["controller"] = Controller(
+        repo, ApiCluster(_count_write), cfg, selector=SELECTOR, namespaces=NAMESPACES
+    )
+    memo["stuck"] = set()  # (namespace, execution): PodsReady=False (see pod_health_event)
     serve(cfg.metrics_port)
     # Several replicas: one active, the others stand by (Kopf peering).
     # (`kopf run --standalone` for a single operator without the peering CRDs.)
@@ -102,7 +128,11 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         workers=max(1, (settings.execution.max_workers or 8) // 2),
     )
     ticker(memo).start()
-    log.info("baton operator started; step image %s", cfg.image)
+    log.info(
+        "baton operator started; job repository %s; step image %s",
+        repo.repository_id,
+        cfg.image,
+    )
 
 
 @kopf.on.cleanup()
@@ -124,16 +154,24 @@ def _reconcile(memo: kopf.Memo, namespace: str, name: str) -> str | None:
     return phase
 
 
-@kopf.on.event(GROUP, VERSION, "batchexecutions")
+@kopf.on.event(GROUP, VERSION, "batchexecutions", labels=_kopf_labels(SELECTOR), when=watched)
 def execution_event(
-    type: str, name: str, namespace: str | None, status: kopf.Status, memo: kopf.Memo, **_: Any
+    type: str,
+    name: str,
+    namespace: str | None,
+    status: kopf.Status,
+    spec: kopf.Spec,
+    uid: str | None,
+    memo: kopf.Memo,
+    **_: Any,
 ) -> None:
     """Any change of a BatchExecution (spec or status): reconcile it.
     Our own status patches come back here too and settle as no-ops."""
     assert namespace is not None
     if type == "DELETED":
         ticker(memo).forget(namespace, name)
-        controller(memo).deleted(namespace, name, dict(status))
+        job = spec.get("job")
+        controller(memo).deleted(namespace, name, dict(status), job=job, uid=uid)
         return
     _reconcile(memo, namespace, name)
 
@@ -164,8 +202,9 @@ def terminating(meta: Mapping[str, Any], **_: Any) -> bool:
 def namespace_event(name: str, memo: kopf.Memo, **_: Any) -> None:
     """A namespace being deleted (also found so at the operator's start): delete its step
     Jobs, without which Kubernetes could wait for ever for their pods (see
-    :meth:`Controller.release_namespace`)."""
-    controller(memo).release_namespace(name)
+    :meth:`Controller.release_namespace`) — in the namespaces this operator watches."""
+    if watched(name):
+        controller(memo).release_namespace(name)
 
 
 def disrupted(status: Mapping[str, Any], **_: Any) -> bool:
@@ -192,3 +231,30 @@ def pod_event(
     assert namespace is not None  # only disrupted pods get here (when=disrupted)
     attempt = int(labels.get(LABEL_ATTEMPT, "0"))
     controller(memo).record_disruption(namespace, labels[LABEL_EXECUTION], name, attempt)
+
+
+@kopf.on.event("", "v1", "pods", labels={LABEL_EXECUTION: kopf.PRESENT})
+def pod_health_event(
+    type: str | None,
+    namespace: str | None,
+    body: kopf.Body,
+    labels: kopf.Labels,
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    """A step pod that cannot start (missing Secret, image pull, unschedulable), or that
+    started after all: the execution's PodsReady condition says so. A started pod costs
+    a read only for an execution known to have a stuck pod, or in the listing at the
+    operator's start (which also finds what changed while it was away)."""
+    assert namespace is not None
+    health = podhealth.assess(body)
+    if type == "DELETED" or health is None:
+        return
+    key = (namespace, labels[LABEL_EXECUTION])
+    stuck: set[tuple[str, str]] = memo["stuck"]
+    if health.started and key not in stuck and type is not None:
+        return
+    if controller(memo).record_pod_health(namespace, key[1], health):
+        stuck.add(key)
+    else:
+        stuck.discard(key)

@@ -16,7 +16,9 @@ from typing import Any
 from baton.core.errors import NoSuchExecution
 from baton.core.status import BatchStatus
 from baton.repository import JobRepository
+from baton.spec.manifests import first_error
 from baton.spec.model import BatchJob
+from pydantic import ValidationError
 
 from baton_operator.applier import Applier, Target
 from baton_operator.config import OperatorConfig
@@ -30,9 +32,11 @@ from baton_operator.metrics import (
     observe_steps,
 )
 from baton_operator.patching import status_patch
-from baton_operator.reconcile import outcomes
+from baton_operator.reconcile import foreign, outcomes, podhealth
 from baton_operator.reconcile.actions import CHANGES_STATE, PatchStatus
 from baton_operator.reconcile.decide import reconcile
+from baton_operator.reconcile.podhealth import PodHealth
+from baton_operator.reconcile.selector import Requirement, matches
 from baton_operator.reconcile.state import RepositoryState
 
 log = logging.getLogger("baton.operator")
@@ -46,10 +50,23 @@ class Controller:
     """Reconciles BatchExecutions: reads the state of one, decides, applies, until it
     settles; one at a time per execution (a lock each), any number side by side."""
 
-    def __init__(self, repo: JobRepository, cluster: Cluster, cfg: OperatorConfig) -> None:
+    def __init__(
+        self,
+        repo: JobRepository,
+        cluster: Cluster,
+        cfg: OperatorConfig,
+        *,
+        selector: tuple[Requirement, ...] = (),
+        namespaces: frozenset[str] = frozenset(),
+    ) -> None:
+        """``selector``, ``namespaces``: the labels and namespaces of the executions
+        this operator owns (empty: all)."""
         self.repo = repo
         self.cluster = cluster
         self.config = cfg
+        self.selector = selector
+        self.namespaces = namespaces
+        self._warned: set[tuple[str, str, str]] = set()  # ForeignExecution sent once
         self.job_statuses = JobStatuses(cluster)
         self.applier = Applier(repo, cluster, self.job_statuses)
         self._locks: dict[tuple[str, str], threading.Lock] = {}
@@ -70,15 +87,29 @@ class Controller:
         self.job_statuses.forget(namespace, name)
         observe_phase(namespace, name, "", None)
 
-    def deleted(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+    def deleted(
+        self,
+        namespace: str,
+        name: str,
+        status: dict[str, Any],
+        *,
+        job: str | None = None,
+        uid: str | None = None,
+    ) -> None:
         """A BatchExecution was deleted (its Jobs and pods go with it): a JobExecution it
-        left running is marked FAILED, so its instance can be launched again."""
+        left running is marked FAILED, so its instance can be launched again — if it is
+        this repository's (``job``, ``uid``: the deleted object's, for the check)."""
         self.forget(namespace, name)
         self.job_statuses.flush()
-        execution_id = ExecutionStatus.model_validate(status).execution_id
-        if execution_id is None:
+        st = ExecutionStatus.model_validate(status)
+        if st.execution_id is None or foreign.foreign(st, self.repo.repository_id, job=None):
             return
-        execution = self.repo.get_execution(execution_id)
+        try:
+            execution = self.repo.get_execution(st.execution_id)
+        except NoSuchExecution:
+            return
+        if foreign.foreign(st, self.repo.repository_id, job=job, uid=uid, row=execution):
+            return  # an id in another repository: not this execution
         if not execution.status.running:
             return
         why = f"its BatchExecution {namespace}/{name} was deleted"
@@ -103,10 +134,52 @@ class Controller:
 
     def record_disruption(self, namespace: str, execution: str, pod: str, attempt: int) -> None:
         obj = self.cluster.get_execution(namespace, execution)
-        if obj is None:
+        if obj is None or not self.owns(obj):
             return
         t = Target(obj, ExecutionStatus.model_validate(obj.get("status") or {}))
         self.applier.follow(t, outcomes.disrupted(t.status, pod, attempt))
+
+    def record_pod_health(self, namespace: str, execution: str, health: PodHealth) -> bool:
+        """Say on the execution why its pod cannot start (or that it did); whether the
+        execution is left with a pod that cannot start."""
+        with self._locked(namespace, execution):
+            obj = self.cluster.get_execution(namespace, execution)
+            if obj is None or not self.owns(obj):
+                return False
+            t = Target(obj, ExecutionStatus.model_validate(obj.get("status") or {}))
+            actions, blocked = podhealth.decide(t.status, health, dt.datetime.now(dt.UTC))
+            self.applier.follow(t, actions)
+            return blocked
+
+    def owns(self, obj: dict[str, Any]) -> bool:
+        """Whether this operator may touch the execution: it is in a namespace it
+        watches, its labels match the selector, and it is not another repository's. A
+        foreign one gets one Warning event (per operator process), nothing else: no
+        status write, no Job."""
+        meta = obj["metadata"]
+        if self.namespaces and meta["namespace"] not in self.namespaces:
+            return False
+        if not matches(self.selector, meta.get("labels")):
+            return False
+        status = ExecutionStatus.model_validate(obj.get("status") or {})
+        row = None
+        if foreign.needs_check(status):
+            assert status.execution_id is not None
+            try:
+                row = self.repo.get_execution(status.execution_id)
+            except NoSuchExecution:
+                row = None  # lost, not foreign: the reconcile says so
+        job = str((obj.get("spec") or {}).get("job", ""))
+        why = foreign.foreign(status, self.repo.repository_id, job=job, uid=meta["uid"], row=row)
+        if why is None:
+            return True
+        key = (meta["namespace"], meta["name"], meta["uid"])
+        if key not in self._warned:
+            self._warned.add(key)
+            t = Target(obj, status)
+            self.applier.apply(t, foreign.warning(why))
+            log.info("%s/%s: not ours: %s", key[0], key[1], why)
+        return False
 
     def repository_state(self, execution_id: int | None) -> RepositoryState:
         if execution_id is None:
@@ -134,6 +207,9 @@ class Controller:
                     if obj is None or obj["metadata"].get("deletionTimestamp"):
                         self.forget(namespace, name)
                         phase = None
+                        break
+                    if not self.owns(obj):
+                        phase = None  # not ours: not ticked either
                         break
                     changed, phase = self._round(obj)
                     phase = phase or ""
@@ -220,7 +296,8 @@ class Controller:
                 }
             )
         except Exception as e:  # pydantic rules the CRD schema cannot express
-            message = f"BatchJob is invalid: {e}".splitlines()[0]
+            why = first_error(e) if isinstance(e, ValidationError) else str(e)
+            message = f"BatchJob is invalid: {why}".splitlines()[0]
             now = dt.datetime.now(dt.UTC)
             self.applier.follow(t, outcomes.rejected(t.status, "InvalidDefinition", message, now))
             return None

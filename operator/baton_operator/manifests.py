@@ -43,6 +43,7 @@ from baton_operator.k8s.labels import (
     MANAGER,
 )
 from baton_operator.k8s.resources import API_VERSION
+from baton_operator.podtemplate import apply_all
 
 CONTAINER = "step"
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
@@ -256,10 +257,13 @@ def step_job(
     partition: int | None = None,
     extra_env: dict[str, str] | None = None,
     queue: str | None = None,
+    templates: list[tuple[str, dict[str, Any] | None]] | None = None,
 ) -> dict[str, Any]:
     """The Job that runs ``step`` of JobExecution ``execution_id`` (all its pending
     ``partitions`` when given; one ``partition`` of a compensation), owned by the
-    BatchExecution."""
+    BatchExecution; the chart's stepDefaults and then ``templates`` (where, overlay)
+    merged over its pod (:class:`~baton_operator.podtemplate.TemplateError` if one
+    would override Baton's fields)."""
     units = partitions if partition is None else (partition,)
     grace = max(30, stop_grace_seconds)
     labels = {
@@ -278,10 +282,10 @@ def step_job(
     shown = partitions if partitions is not None else units
     annotation = "" if shown is None else ",".join(str(p) for p in shown)
     name = job_name(execution, attempt, step, units, kind)
-    template = {
-        "metadata": {"labels": labels},
-        "spec": _pod_spec(container, grace, service_account),
-    }
+    template = apply_all(
+        {"metadata": {"labels": labels}, "spec": _pod_spec(container, grace, service_account)},
+        [("stepDefaults", config.step_defaults), *(templates or [])],
+    )
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",

@@ -56,6 +56,8 @@ class FakeCluster:
         self.executions: dict[tuple[str, str], dict[str, Any]] = {}
         self.batch_jobs: dict[tuple[str, str], dict[str, Any]] = {}
         self.jobs: dict[str, FakeJob] = {}
+        self.config_maps: dict[tuple[str, str], dict[str, str]] = {}  # (ns, name): data
+        self.secrets: dict[tuple[str, str], dict[str, str]] = {}  # (ns, name): decoded data
         self.events: list[tuple[str, str, str]] = []
         self.writes: Counter[str] = Counter()
         self.lock = threading.Lock()
@@ -132,6 +134,30 @@ class FakeCluster:
             job.failed, job.reason = True, "PodFailurePolicy"
         return code
 
+    def pod(self, job_name: str, *, waiting: tuple[str, str] | None = None) -> dict[str, Any]:
+        """The Job's pod as the API server shows it: its container waiting with
+        (reason, message), e.g. a missing Secret; else running."""
+        template = self.jobs[job_name].manifest["spec"]["template"]
+        state = (
+            {"waiting": {"reason": waiting[0], "message": waiting[1]}}
+            if waiting
+            else {"running": {"startedAt": "2026-01-01T00:00:01Z"}}
+        )
+        return {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": f"{job_name}-0-x7k2p",
+                "namespace": self.jobs[job_name].manifest["metadata"]["namespace"],
+                "labels": {**template["metadata"]["labels"], "job-name": job_name},
+            },
+            "status": {
+                "phase": "Pending" if waiting else "Running",
+                "conditions": [{"type": "PodScheduled", "status": "True"}],
+                "containerStatuses": [{"name": "step", "ready": not waiting, "state": state}],
+            },
+        }
+
     # ---- the Cluster interface the operator uses
 
     def get_execution(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -141,6 +167,14 @@ class FakeCluster:
     def get_batch_job(self, namespace: str, name: str) -> dict[str, Any] | None:
         obj = self.batch_jobs.get((namespace, name))
         return copy.deepcopy(obj) if obj else None
+
+    def get_config_map_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        found = self.config_maps.get((namespace, name))
+        return None if found is None else dict(found)
+
+    def get_secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        found = self.secrets.get((namespace, name))
+        return None if found is None else dict(found)
 
     def list_executions(self, namespace: str) -> list[dict[str, Any]]:
         with self.lock:

@@ -29,3 +29,8 @@ app.kubernetes.io/component: operator
 {{- define "baton.image" -}}
 {{ .Values.image.repository }}:{{ .Values.image.tag | default .Chart.AppVersion }}
 {{- end -}}
+
+{{- /* A tenant's PostgreSQL role: given, or baton_<namespace> ('-' as '_'). */ -}}
+{{- define "baton.tenantRole" -}}
+{{- default (printf "baton_%s" (.namespace | replace "-" "_") | trunc 63) .role -}}
+{{- end -}}

@@ -40,6 +40,31 @@ def _api(kubeconfig: str | None, context: str | None) -> Any:
     return client.CustomObjectsApi()
 
 
+SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+
+def default_namespace(kubeconfig: str | None, context: str | None) -> str:
+    """The namespace a command acts in when none is given, as kubectl picks it: the
+    kubeconfig context's (``--context``, else the current one), in a pod its own,
+    else ``default``."""
+    from kubernetes import config
+
+    try:
+        contexts, current = config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+    except (config.ConfigException, OSError):
+        contexts, current = [], None
+    chosen = next((c for c in contexts if c.get("name") == context), None) if context else current
+    if chosen is not None:
+        return str((chosen.get("context") or {}).get("namespace") or "default")
+    if kubeconfig is None and context is None:
+        try:
+            with open(SERVICE_ACCOUNT_NAMESPACE) as f:
+                return f.read().strip() or "default"
+        except OSError:
+            pass
+    return "default"
+
+
 def _call(fn: Any, *args: Any) -> Any:
     from kubernetes.client.exceptions import ApiException
 
@@ -69,14 +94,20 @@ class ClusterJobOperator:
 
     def __init__(
         self,
-        namespace: str = "default",
+        namespace: str | None = "default",
         *,
         kubeconfig: str | None = None,
         context: str | None = None,
         api: Any = None,
+        all_namespaces: bool = False,
     ):
-        self.namespace = namespace
+        """``namespace`` None: the kubeconfig context's (like kubectl);
+        ``all_namespaces``: listings span every namespace (``-A``)."""
         self.api = api if api is not None else _api(kubeconfig, context)
+        if namespace is None:
+            namespace = "default" if api is not None else default_namespace(kubeconfig, context)
+        self.namespace = namespace
+        self.all_namespaces = all_namespaces
 
     def start(
         self,
@@ -155,9 +186,12 @@ class ClusterJobOperator:
         return self._patch(name, {"abandon": True})
 
     def executions(self, job: str | None = None) -> list[dict[str, Any]]:
-        found = _call(
-            self.api.list_namespaced_custom_object, GROUP, VERSION, self.namespace, PLURAL
-        )
+        if self.all_namespaces:
+            found = _call(self.api.list_cluster_custom_object, GROUP, VERSION, PLURAL)
+        else:
+            found = _call(
+                self.api.list_namespaced_custom_object, GROUP, VERSION, self.namespace, PLURAL
+            )
         items = [dict(i) for i in found.get("items", [])]
         if job:
             items = [i for i in items if i["spec"].get("job") == job]
@@ -179,12 +213,16 @@ class ClusterJobOperator:
 # ---------------------------------------------------------------- output
 
 
-def executions_table(objects: list[dict[str, Any]]) -> Table:
-    """BatchExecutions as a table (also used by the top-level `baton executions`)."""
-    t = Table("Name", "Job", "Phase", "Progress", "Attempt", "Execution", "Created")
+def executions_table(objects: list[dict[str, Any]], namespaces: bool = False) -> Table:
+    """BatchExecutions as a table (also used by the top-level `baton executions`);
+    ``namespaces``: with a Namespace column first (``-A``)."""
+    head = ("Name", "Job", "Phase", "Progress", "Attempt", "Execution", "Created")
+    t = Table(*(("Namespace", *head) if namespaces else head))
     for obj in objects:
         st = obj.get("status") or {}
+        where = (obj["metadata"].get("namespace", ""),) if namespaces else ()
         t.add_row(
+            *where,
             obj["metadata"]["name"],
             obj["spec"]["job"],
             st.get("phase") or "",

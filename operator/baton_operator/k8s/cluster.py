@@ -4,6 +4,7 @@ Protocol the operator's code is written against, and the test fake implements),
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import logging
 from collections.abc import Callable
@@ -62,6 +63,14 @@ class Cluster(Protocol):
     def get_batch_job(self, namespace: str, name: str) -> dict[str, Any] | None: ...
 
     def list_executions(self, namespace: str) -> list[dict[str, Any]]: ...
+
+    def get_config_map_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A ConfigMap's ``data``; None when there is no such ConfigMap."""
+        ...
+
+    def get_secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        """A Secret's ``data``, decoded; None when there is no such Secret."""
+        ...
 
     def patch_job_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None: ...
 
@@ -167,6 +176,27 @@ class ApiCluster:
     def list_executions(self, namespace: str) -> list[dict[str, Any]]:
         found: Any = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
         return [dict(i) for i in found.get("items", [])]
+
+    def get_config_map_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        try:
+            found: Any = self.core.read_namespaced_config_map(name, namespace)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        return dict(found.data or {})
+
+    def get_secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        try:
+            found: Any = self.core.read_namespaced_secret(name, namespace)
+        except ApiException as e:
+            if e.status == 404:
+                return None
+            raise
+        data = {
+            k: base64.b64decode(v).decode("utf-8", "replace") for k, v in (found.data or {}).items()
+        }
+        return {**data, **(found.string_data or {})}
 
     def patch_job_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object_status(

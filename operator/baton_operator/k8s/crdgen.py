@@ -8,6 +8,7 @@ CRD YAML; a test fails when it is stale.
 from __future__ import annotations
 
 import copy
+import json
 import sys
 from pathlib import Path
 from typing import Any, Literal
@@ -83,6 +84,95 @@ def structural(model: type[BaseModel], *, mode: Literal["validation", "serializa
     return conv(raw)
 
 
+PODSPEC = Path(__file__).with_name("podspec_schema.json")
+# template.spec field → (podspec_schema.json definition, list of it?)
+TEMPLATE_FIELDS: dict[str, tuple[str, bool]] = {
+    "resources": ("resources", False),
+    "env": ("envVar", True),
+    "envFrom": ("envFromSource", True),
+    "volumes": ("volume", True),
+    "volumeMounts": ("volumeMount", True),
+    "tolerations": ("toleration", True),
+    "affinity": ("affinity", False),
+    "topologySpreadConstraints": ("topologySpreadConstraint", True),
+    "imagePullSecrets": ("localObjectReference", True),
+    "securityContext": ("securityContext", False),
+    "podSecurityContext": ("podSecurityContext", False),
+    "initContainers": ("container", True),
+    "sidecars": ("container", True),
+}
+
+
+# Baton's contract, checked at apply time too (the operator checks again at launch).
+CONTRACT_RULES = {
+    "env": ("self.all(e, !e.name.startsWith('BATON_'))", "env names BATON_* are Baton's"),
+    "initContainers": ("self.all(c, c.name != 'step')", "the container 'step' is Baton's"),
+    "sidecars": ("self.all(c, c.name != 'step')", "the container 'step' is Baton's"),
+}
+
+
+class Flow(dict[str, Any]):
+    """A schema rendered in YAML flow style: the deep Kubernetes types in block style
+    would be mostly indentation (several times the CRD's size)."""
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+_Dumper.add_representer(
+    Flow, lambda d, data: d.represent_mapping("tag:yaml.org,2002:map", data, flow_style=True)
+)
+
+
+def _brief(node: Any) -> Any:
+    """``node`` without descriptions."""
+    if isinstance(node, dict):
+        return {k: _brief(v) for k, v in node.items() if k != "description"}
+    return node
+
+
+def pod_template_schema(generated: dict[str, Any], *, brief: bool = False) -> dict[str, Any]:
+    """The pydantic schema of a pod template with its Kubernetes fields replaced by the
+    real core/v1 schemas (podspec_schema.json, from scripts/k8s_schemas.py); ``brief``
+    (the per-step copies) without the Kubernetes descriptions, to keep the CRD small."""
+    defs = json.loads(PODSPEC.read_text())["definitions"]
+    out = copy.deepcopy(generated)
+    props = out["properties"]["spec"]["properties"]
+    for name, (definition, many) in TEMPLATE_FIELDS.items():
+        schema = copy.deepcopy(_brief(defs[definition]) if brief else defs[definition])
+        schema["description"] = props[name].get("description") or schema.get("description", "")
+        props[name] = Flow({"type": "array", "items": schema} if many else schema)
+    if brief:  # inside the steps list: the rules' estimated cost would exceed the budget
+        return out
+    for name, (rule, message) in CONTRACT_RULES.items():
+        props[name]["x-kubernetes-validations"] = [_rule(rule, message)]
+        props[name]["maxItems"] = 256
+    props["env"]["items"]["properties"]["name"]["maxLength"] = 256
+    props["initContainers"]["items"]["properties"]["name"]["maxLength"] = 63
+    props["sidecars"]["items"]["properties"]["name"]["maxLength"] = 63
+    labels = out["properties"]["metadata"]["properties"]["labels"]
+    labels["maxProperties"] = 64
+    labels["x-kubernetes-validations"] = [
+        _rule("self.all(k, !k.startsWith('baton.dev/'))", "labels baton.dev/* are Baton's")
+    ]
+    return out
+
+
+def _splice_templates(node: Any, depth: int = 0) -> None:
+    """Replace every ``template`` property (job, steps, branches, callbacks, launch);
+    only the top one (depth 0) keeps the descriptions ``kubectl explain`` shows."""
+    if isinstance(node, dict):
+        props = node.get("properties")
+        if isinstance(props, dict) and "template" in props:
+            props["template"] = pod_template_schema(props["template"], brief=depth > 0)
+        for key, value in node.items():
+            _splice_templates(value, depth + (key == "properties"))
+    elif isinstance(node, list):
+        for value in node:
+            _splice_templates(value, depth)
+
+
 def _rule(rule: str, message: str, reason: str | None = None) -> dict[str, Any]:
     out = {"rule": rule, "message": message}
     if reason:
@@ -92,6 +182,7 @@ def _rule(rule: str, message: str, reason: str | None = None) -> dict[str, Any]:
 
 def _job_spec_schema() -> dict[str, Any]:
     spec: dict[str, Any] = structural(JobSpec, mode="validation")
+    _splice_templates(spec)
     spec["description"] = "What to run: parameters, steps and how to restart them."
     steps = spec["properties"]["steps"]
     steps["x-kubernetes-list-type"] = "map"
@@ -111,7 +202,11 @@ def _job_spec_schema() -> dict[str, Any]:
 
 def _execution_spec_schema() -> dict[str, Any]:
     spec: dict[str, Any] = structural(ExecutionSpec, mode="validation")
+    _splice_templates(spec)
     props = spec["properties"]
+    props["template"]["x-kubernetes-validations"] = [
+        _rule("self == oldSelf", "spec.template is immutable; create a new BatchExecution")
+    ]
     props["job"]["x-kubernetes-validations"] = [
         _rule("self == oldSelf", "spec.job is immutable; create a new BatchExecution")
     ]
@@ -130,9 +225,43 @@ def _execution_spec_schema() -> dict[str, Any]:
         _rule(
             "has(self.parameters) == has(oldSelf.parameters)",
             "spec.parameters is immutable; create a new BatchExecution",
-        )
+        ),
+        *_parameter_source_rules(props),
     ]
     return spec
+
+
+def _parameter_source_rules(props: dict[str, Any]) -> list[dict[str, Any]]:
+    """CEL for what the API server sees in the BatchExecution itself (parameter names,
+    one source per valueFrom, no name given twice); whether the parameters fit the
+    BatchJob is checked at launch (phase Rejected): CEL cannot read another object."""
+    sources = props["parameterSources"]
+    sources["x-kubernetes-list-type"] = "map"
+    sources["x-kubernetes-list-map-keys"] = ["name"]
+    sources["x-kubernetes-validations"] = [
+        _rule("self == oldSelf", "spec.parameterSources is immutable; create a new BatchExecution")
+    ]
+    sources["items"]["x-kubernetes-validations"] = [
+        _rule(
+            "has(self.valueFrom.configMapKeyRef) != has(self.valueFrom.secretKeyRef)",
+            "valueFrom needs exactly one of configMapKeyRef or secretKeyRef",
+        )
+    ]
+    return [
+        _rule(
+            "!has(self.parameters) || self.parameters.all(k, size(k) >= 1 && size(k) <= 255)",
+            "a parameter name has 1 to 255 characters",
+        ),
+        _rule(
+            "has(self.parameterSources) == has(oldSelf.parameterSources)",
+            "spec.parameterSources is immutable; create a new BatchExecution",
+        ),
+        _rule(
+            "!has(self.parameters) || !has(self.parameterSources) || "
+            "self.parameterSources.all(s, !(s.name in self.parameters))",
+            "a parameter is given both in parameters and in parameterSources",
+        ),
+    ]
 
 
 def _crd(
@@ -247,7 +376,7 @@ HEADER = (
 def render() -> dict[str, str]:
     """file name → YAML text of each CRD."""
     return {
-        name: HEADER + yaml.safe_dump(crd, sort_keys=False, width=100)
+        name: HEADER + yaml.dump(crd, Dumper=_Dumper, sort_keys=False, width=1 << 16)
         for name, crd in crds().items()
     }
 

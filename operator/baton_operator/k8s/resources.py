@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from baton.core.status import BatchStatus
 from baton.spec.model import NAME_PATTERN, Model, ObjectMeta
+from baton.spec.template import PodTemplate
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
@@ -115,6 +116,29 @@ class AutoRestart(Model):
     )
 
 
+class KeyRef(Model):
+    """A key of a ConfigMap or Secret in the execution's namespace."""
+
+    name: str = Field(pattern=NAME_PATTERN, max_length=253, description="Object name.")
+    key: str = Field(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253, description="Data key.")
+
+
+class ValueFrom(Model):
+    """Where a parameter's value comes from: exactly one of the two."""
+
+    config_map_key_ref: KeyRef | None = Field(default=None, description="A ConfigMap key.")
+    secret_key_ref: KeyRef | None = Field(
+        default=None, description="A Secret key: the value is never identifying nor shown."
+    )
+
+
+class ParameterSource(Model):
+    """``parameterSources[]``: one job parameter whose value is read at launch."""
+
+    name: str = Field(min_length=1, max_length=255, description="Parameter name.")
+    value_from: ValueFrom = Field(description="The ConfigMap or Secret key holding the value.")
+
+
 class ExecutionSpec(Model):
     """One launch of a BatchJob with parameters, and the controls of that launch."""
 
@@ -129,6 +153,20 @@ class ExecutionSpec(Model):
         description="Job parameters NAME: VALUE (a string or an integer; booleans, floats "
         "and dates as strings), checked and typed against the BatchJob's declared "
         "parameters. The identifying ones select the job instance. Immutable.",
+    )
+    parameter_sources: list[ParameterSource] | None = Field(
+        default=None,
+        max_length=64,
+        description="Job parameters read at launch from a ConfigMap or Secret key in the "
+        "execution's namespace (a parallel list: spec.parameters is a NAME: VALUE map and "
+        "cannot hold a reference). Resolved once; a missing ConfigMap, Secret or key "
+        "rejects the execution. Secret-sourced values are never identifying, never shown "
+        "and stored redacted. Immutable.",
+    )
+    template: PodTemplate | None = Field(
+        default=None,
+        description="Pod template overlay of this launch (e.g. more memory for a big day), "
+        "merged last over the chart's stepDefaults, the BatchJob's and the step's. Immutable.",
     )
     context: dict[str, Any] = Field(
         default_factory=dict,
@@ -221,6 +259,12 @@ class ExecutionStatus(Mutable):
         description="Id of the current JobExecution in the repository.",
     )
     instance_id: int | None = Field(default=None, description="Id of the JobInstance.")
+    repository_id: str | None = Field(
+        default=None,
+        description="Id of the job repository that launched this execution: only an "
+        "operator of that repository touches it (others leave it alone, with a "
+        "ForeignExecution event).",
+    )
     attempt: int | None = Field(default=None, description="Attempt number of the instance.")
     observed_restart: int | None = Field(
         default=None, description="The spec.restart value the current attempt answers."

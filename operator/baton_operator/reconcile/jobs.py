@@ -21,6 +21,7 @@ from baton.flow.engine import next_actions
 from baton_operator.k8s.cluster import ObservedJob
 from baton_operator.k8s.resources import Phase, iso, parse_time
 from baton_operator.manifests import step_job
+from baton_operator.podtemplate import step_image, step_layers
 from baton_operator.reconcile.actions import (
     CreateJob,
     DeletePods,
@@ -72,6 +73,7 @@ def _job_for(
     env: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     spec = s.execution.spec
+    launch = spec.template.dump() if spec.template is not None else None
     return step_job(
         execution=s.execution.name,
         namespace=s.namespace,
@@ -80,7 +82,7 @@ def _job_for(
         attempt=s.current.attempt,
         step=step,
         config=s.config,
-        image=s.snapshot.spec.image,
+        image=step_image(s.snapshot.spec, step),
         partitions=partitions,
         parallelism=parallelism,
         backoff_limit_per_index=spec.backoff_limit_per_index,
@@ -91,6 +93,7 @@ def _job_for(
         partition=partition,
         extra_env=env,
         queue=s.snapshot.spec.queue,
+        templates=[*step_layers(s.snapshot.spec, step), ("BatchExecution template", launch)],
     )
 
 

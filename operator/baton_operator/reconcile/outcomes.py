@@ -15,10 +15,16 @@ from baton_operator.reconcile.conditions import has_reason, set_condition, witho
 
 
 def launched(
-    status: ExecutionStatus, execution: JobExecution, action: Launch, now: dt.datetime
+    status: ExecutionStatus,
+    execution: JobExecution,
+    action: Launch,
+    now: dt.datetime,
+    repository_id: str | None = None,
 ) -> list[Action]:
-    """A JobExecution now answers the BatchExecution: a fresh status for it."""
-    conditions = without(status.conditions or [], "Rejected", "Restarted")
+    """A JobExecution now answers the BatchExecution: a fresh status for it, bound to
+    the repository that launched it (``repository_id``: see ``reconcile.foreign``)."""
+    # (PodsReady: the pods of an earlier attempt, gone)
+    conditions = without(status.conditions or [], "Rejected", "Restarted", "PodsReady")
     text = (
         f"JobExecution {execution.id} (attempt {execution.attempt}) "
         f"of instance {execution.instance_id}"
@@ -26,6 +32,7 @@ def launched(
     new = ExecutionStatus(
         phase=Phase.of(execution.status),
         instance_id=execution.instance_id,
+        repository_id=repository_id,
         attempt=execution.attempt,
         observed_restart=action.observed_restart,
         auto_restarts=action.auto_restarts or None,

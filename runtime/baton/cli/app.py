@@ -19,6 +19,7 @@ import baton.cli.cluster as cluster
 import baton.cli.control as control
 import baton.cli.listings as listings
 import baton.cli.run as run
+import baton.cli.validate as validate
 from baton.cli.session import session
 from baton.core.errors import BatonError
 from baton.core.status import ExitCode
@@ -44,6 +45,7 @@ app.command()(control.stop)
 app.command()(control.abandon)
 app.command()(control.recover)
 app.command("start")(cluster.start)
+app.command()(validate.validate)
 app.command()(listings.jobs)
 app.command()(listings.instances)
 app.command()(listings.executions)

@@ -29,25 +29,41 @@ if TYPE_CHECKING:
 # phases `executions --running` lists (None: the operator has not seen it yet)
 ACTIVE_PHASES = ("Pending", "Queued", "Running", "Stopping", "Compensating", None)
 
+AllNamespaces = Annotated[
+    bool,
+    typer.Option("--all-namespaces", "-A", help="Cluster: BatchExecutions of every namespace."),
+]
+
 
 def cluster_for(
-    target: str | None, namespace: str | None, context: str | None, kubeconfig: str | None
+    target: str | None,
+    namespace: str | None,
+    context: str | None,
+    kubeconfig: str | None,
+    *,
+    all_namespaces: bool = False,
 ) -> ClusterJobOperator | None:
     """The cluster operator when the command is about a BatchExecution: a NAME rather
-    than a numeric id, or any of --namespace/--context/--kubeconfig given."""
-    chosen = bool(namespace or context or kubeconfig)
+    than a numeric id, or any of --namespace/--context/--kubeconfig/-A given. Without
+    --namespace it acts in the kubeconfig context's namespace, like kubectl."""
+    chosen = bool(namespace or context or kubeconfig or all_namespaces)
     numeric = target is not None and re.fullmatch("[0-9]+", target) is not None
     if not chosen and (numeric or target is None):
         return None
-    return _operator(namespace, context, kubeconfig)
+    return _operator(namespace, context, kubeconfig, all_namespaces)
 
 
 def _operator(
-    namespace: str | None, context: str | None, kubeconfig: str | None
+    namespace: str | None,
+    context: str | None,
+    kubeconfig: str | None,
+    all_namespaces: bool = False,
 ) -> ClusterJobOperator:
     from baton_operator.k8s.client import ClusterJobOperator
 
-    return ClusterJobOperator(namespace or "default", kubeconfig=kubeconfig, context=context)
+    return ClusterJobOperator(
+        namespace, kubeconfig=kubeconfig, context=context, all_namespaces=all_namespaces
+    )
 
 
 def report_object(obj: dict[str, Any], as_json: bool) -> None:
@@ -71,7 +87,7 @@ def list_cluster_executions(
         found = [o for o in found if (o.get("status") or {}).get("phase") in ACTIVE_PHASES]
     if as_json:
         return print_json(found[-limit:])
-    session.out.print(executions_table(found[-limit:]))
+    session.out.print(executions_table(found[-limit:], namespaces=cluster.all_namespaces))
 
 
 def start(

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 import baton.cli.tables as tables
-from baton.cli.cluster import cluster_for, list_cluster_executions
+from baton.cli.cluster import AllNamespaces, cluster_for, list_cluster_executions
 from baton.cli.options import AsJson, Context, Db, ExecutionId, JobArg, Kubeconfig, Namespace
 from baton.cli.render import execution_row, history_row, instance_row, result_row, skip_row
 from baton.cli.session import print_json, session
@@ -62,9 +62,10 @@ def executions(
     namespace: Namespace = None,
     context: Context = None,
     kubeconfig: Kubeconfig = None,
+    all_namespaces: AllNamespaces = False,
 ) -> None:
-    """Job executions, newest first (BatchExecutions with --namespace/--context)."""
-    in_cluster = cluster_for(None, namespace, context, kubeconfig)
+    """Job executions, newest first (BatchExecutions with --namespace/--context/-A)."""
+    in_cluster = cluster_for(None, namespace, context, kubeconfig, all_namespaces=all_namespaces)
     if in_cluster is not None:
         return list_cluster_executions(in_cluster, job, running, limit, as_json)
     listing = JobOperator(session.repository(db)).list_executions(job, running=running, limit=limit)

@@ -48,10 +48,14 @@ class ExecutionQueries(RepositorySession):
         running: bool = False,
         instance_id: int | None = None,
         limit: int | None = None,
+        namespace: str | None = None,
     ) -> list[JobExecution]:
+        """Newest first; ``namespace``: only the instances of that namespace (None: all)."""
         conds = []
         if job is not None:
             conds.append(JobInstanceRow.job_name == job)
+        if namespace is not None:
+            conds.append(JobInstanceRow.namespace == namespace)
         if running:
             conds.append(E.status.in_([s.value for s in BatchStatus if s.running]))
         if instance_id is not None:
@@ -91,10 +95,15 @@ class ExecutionQueries(RepositorySession):
             )
         return {k: tuple(v) for k, v in out.items()}
 
-    def last_execution(self, job: str, key: str) -> JobExecution | None:
-        """The newest execution of the instance (job, key), if any."""
+    def last_execution(self, job: str, key: str, namespace: str = "") -> JobExecution | None:
+        """The newest execution of the instance (namespace, job, key), if any."""
         found = self._executions(
-            and_(JobInstanceRow.job_name == job, JobInstanceRow.job_key == key), limit=1
+            and_(
+                JobInstanceRow.namespace == namespace,
+                JobInstanceRow.job_name == job,
+                JobInstanceRow.job_key == key,
+            ),
+            limit=1,
         )
         return found[0] if found else None
 

@@ -2,12 +2,13 @@
 
 One class for callers, composed of one mixin per role (each in its own module):
 launching instances, execution queries, status transitions under the one table,
-step units with their checkpoints, partitions and results."""
+step units with their checkpoints, partitions and results, the repository's id."""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from baton.repository.identity import RepositoryIdentity
 from baton.repository.instances import Instances
 from baton.repository.partitions import Partitions
 from baton.repository.steps import StepUnits
@@ -17,8 +18,9 @@ if TYPE_CHECKING:
     from baton.repository.protocol import ExecutionControl
 
 
-class JobRepository(Instances, Transitions, StepUnits, Partitions):
-    """Instances, executions, parameters, step executions, contexts and skips."""
+class JobRepository(Instances, Transitions, StepUnits, Partitions, RepositoryIdentity):
+    """Instances, executions, parameters, step executions, contexts and skips; the
+    repository's own id."""
 
 
 if TYPE_CHECKING:

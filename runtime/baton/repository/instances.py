@@ -55,6 +55,7 @@ class Instances(ExecutionQueries):
         owner: str | None,
         context: Mapping[str, Any] | None = None,
         next_id: str | None = None,
+        namespace: str = "",
     ) -> JobExecution:
         """Create the next JobExecution of the instance these parameters identify,
         applying the restart table atomically (the instance row is locked).
@@ -62,6 +63,8 @@ class Instances(ExecutionQueries):
         already put there wins. ``next_id`` (the incrementer, ``run.id``): add it, one
         past the largest the job used, inside this transaction, which is serialized
         per job, so concurrent start-next launches each get their own instance.
+        ``namespace``: the Kubernetes namespace of the launch ('' locally); instances,
+        restart rules and the incrementer are per (namespace, job).
 
         Nothing is recorded for what the repository cannot keep faithfully: a NUL or
         a lone surrogate in a parameter (InvalidParameters), a password in the job
@@ -78,6 +81,7 @@ class Instances(ExecutionQueries):
                 with self.write() as conn:
                     execution_id = self._launch(
                         conn,
+                        namespace,
                         job_name,
                         job_spec,
                         params,
@@ -95,6 +99,7 @@ class Instances(ExecutionQueries):
     def _launch(
         self,
         conn: Connection,
+        namespace: str,
         job_name: str,
         job_spec: dict[str, Any],
         params: JobParameters,
@@ -108,12 +113,13 @@ class Instances(ExecutionQueries):
             # Launches of one job serialize (SQLite's BEGIN IMMEDIATE already does):
             # the next run.id and the instance lookup see every earlier launch.
             conn.execute(
-                text("SELECT pg_advisory_xact_lock(7234003, hashtext(:j))"), {"j": job_name}
+                text("SELECT pg_advisory_xact_lock(7234003, hashtext(:j))"),
+                {"j": f"{namespace}/{job_name}"},
             )
         if next_id is not None:
-            run_id = self._next_run_id(conn, job_name, next_id)
+            run_id = self._next_run_id(conn, namespace, job_name, next_id)
             params = params.with_param(JobParameter(next_id, ParamType.INT, run_id, True))
-        instance_id, last = self._instance(conn, job_name, params.key())
+        instance_id, last = self._instance(conn, namespace, job_name, params.key())
         verdict = launch_verdict(
             BatchStatus(last.status) if last else None, prevent_restart=prevent_restart
         )
@@ -125,17 +131,23 @@ class Instances(ExecutionQueries):
             conn, instance_id, last, job_spec, params, source_dir, owner, seed
         )
 
-    def _instance(self, conn: Connection, job_name: str, key: str) -> tuple[int, Row[Any] | None]:
-        """The instance (job, key), created if new, and its last execution, if any."""
+    def _instance(
+        self, conn: Connection, namespace: str, job_name: str, key: str
+    ) -> tuple[int, Row[Any] | None]:
+        """The instance (namespace, job, key), created if new, and its last execution."""
         q = select(JobInstanceRow.id).where(
-            JobInstanceRow.job_name == job_name, JobInstanceRow.job_key == key
+            JobInstanceRow.namespace == namespace,
+            JobInstanceRow.job_name == job_name,
+            JobInstanceRow.job_key == key,
         )
         if conn.dialect.name == "postgresql":
             q = q.with_for_update()
         instance_id = conn.execute(q).scalar()
         if instance_id is None:
             created: int = conn.execute(
-                insert(JobInstanceRow).values(job_name=job_name, job_key=key, created_at=utcnow())
+                insert(JobInstanceRow).values(
+                    namespace=namespace, job_name=job_name, job_key=key, created_at=utcnow()
+                )
             ).inserted_primary_key[0]  # type: ignore[index]
             return created, None
         last = conn.execute(
@@ -192,18 +204,20 @@ class Instances(ExecutionQueries):
             )
         return execution_id
 
-    def next_run_id(self, job_name: str, param: str = "run.id") -> int:
-        """The incrementer: one more than the largest ``run.id`` any instance used (a
-        launch with ``next_id`` takes it inside its own transaction instead)."""
+    def next_run_id(self, job_name: str, param: str = "run.id", namespace: str = "") -> int:
+        """The incrementer: one more than the largest ``run.id`` any instance of the job
+        in ``namespace`` used (a launch with ``next_id`` takes it inside its own
+        transaction instead)."""
         with self._read() as session:
-            return self._next_run_id(session.connection(), job_name, param)
+            return self._next_run_id(session.connection(), namespace, job_name, param)
 
-    def _next_run_id(self, conn: Connection, job_name: str, param: str) -> int:
+    def _next_run_id(self, conn: Connection, namespace: str, job_name: str, param: str) -> int:
         top = conn.execute(
             select(func.max(cast(JobParameterRow.value, Numeric)))
             .join(E, E.id == JobParameterRow.execution_id)
             .join(JobInstanceRow, JobInstanceRow.id == E.instance_id)
             .where(
+                JobInstanceRow.namespace == namespace,
                 JobInstanceRow.job_name == job_name,
                 JobParameterRow.name == param,
                 JobParameterRow.type == ParamType.INT.value,

@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -35,11 +36,27 @@ class Base(DeclarativeBase):
 
 class JobInstanceRow(Base):
     __tablename__ = "baton_job_instance"
-    __table_args__ = (UniqueConstraint("job_name", "job_key", name="uq_baton_instance_key"),)
+    __table_args__ = (
+        UniqueConstraint("namespace", "job_name", "job_key", name="uq_baton_instance_key"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    # The Kubernetes namespace of the launch ('' for a local run): an instance is
+    # (namespace, job name, key), so two namespaces' jobs of one name never share one.
+    namespace: Mapped[str] = mapped_column(String(253), default="", server_default=text("''"))
     job_name: Mapped[str] = mapped_column(String(253))
     job_key: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(Timestamp)
+
+
+class RepositoryRow(Base):
+    """The repository's identity: one row, a UUID made by the migration that created
+    the table. The operator records it in every BatchExecution it launches and leaves
+    executions of another repository alone."""
+
+    __tablename__ = "baton_repository"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
     created_at: Mapped[dt.datetime] = mapped_column(Timestamp)
 
 

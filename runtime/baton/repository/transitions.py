@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import Connection, func, select, text, update
+from sqlalchemy import Connection, and_, func, select, text, update
 
 from baton.core.entities import JobExecution
 from baton.core.errors import OptimisticLockingFailure, UnexpectedJobExecutionState
@@ -123,16 +123,18 @@ class Transitions(ExecutionQueries):
     ) -> bool:
         """Start a STARTING execution if the job's concurrency allows it now: fewer than
         ``max_running`` executions running, none older still waiting its turn, and the
-        cooldown since the job's last start passed. Decided under a lock, atomically."""
+        cooldown since the job's last start passed — counting the executions of the
+        job in the execution's namespace only. Decided under a lock, atomically."""
         with self.write() as conn:
             if conn.dialect.name == "postgresql":
                 conn.execute(
                     text("SELECT pg_advisory_xact_lock(7234002, hashtext(:j))"),
                     {"j": execution.job_name},
                 )
-            if not self._turn_of(conn, execution, max_running, waiting_alive):
+            same_job = _same_job(conn, execution)
+            if not self._turn_of(conn, execution, same_job, max_running, waiting_alive):
                 return False
-            if cooldown_seconds and _cooling_down(conn, execution.job_name, cooldown_seconds):
+            if cooldown_seconds and _cooling_down(conn, same_job, cooldown_seconds):
                 return False
             now = utcnow()
             n = conn.execute(
@@ -156,6 +158,7 @@ class Transitions(ExecutionQueries):
         self,
         conn: Connection,
         execution: JobExecution,
+        same_job: Any,
         max_running: int,
         waiting_alive: Callable[[JobExecution], bool],
     ) -> bool:
@@ -166,7 +169,7 @@ class Transitions(ExecutionQueries):
         rows = conn.execute(
             select(E.id, E.status, E.start_time, E.owner)
             .join(JobInstanceRow, JobInstanceRow.id == E.instance_id)
-            .where(JobInstanceRow.job_name == execution.job_name)
+            .where(same_job)
             .where(
                 E.status.in_([*running, BatchStatus.STARTING.value]),
                 E.id != execution.id,
@@ -183,13 +186,23 @@ class Transitions(ExecutionQueries):
         return busy < max_running and not ahead
 
 
-def _cooling_down(conn: Connection, job_name: str, cooldown_seconds: float) -> bool:
+def _same_job(conn: Connection, execution: JobExecution) -> Any:
+    """SQL: an instance of the execution's job in the execution's namespace."""
+    namespace = conn.execute(
+        select(JobInstanceRow.namespace).where(JobInstanceRow.id == execution.instance_id)
+    ).scalar_one()
+    return and_(
+        JobInstanceRow.namespace == namespace, JobInstanceRow.job_name == execution.job_name
+    )
+
+
+def _cooling_down(conn: Connection, same_job: Any, cooldown_seconds: float) -> bool:
     """The job's last start was less than ``cooldown_seconds`` ago."""
     last_start = utc(
         conn.execute(
             select(func.max(E.start_time))
             .join(JobInstanceRow, JobInstanceRow.id == E.instance_id)
-            .where(JobInstanceRow.job_name == job_name)
+            .where(same_job)
         ).scalar()
     )
     return bool(last_start and (utcnow() - last_start).total_seconds() < cooldown_seconds)

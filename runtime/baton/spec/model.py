@@ -13,6 +13,7 @@ from pydantic.alias_generators import to_camel
 
 from baton.core.errors import InvalidParameters
 from baton.core.parameters import JobParameter, JobParameters, ParamType
+from baton.spec.template import PodTemplate
 from baton.spec.values import typed_value
 
 NAME_MAX = 255  # parameter names: the repository's column width
@@ -115,6 +116,10 @@ class StepBody(Model):
         ge=1,
         description="Time budget per incarnation; the step checkpoints and continues in a new one.",
     )
+    image: str | None = Field(default=None, description="This step's image (cluster only).")
+    template: PodTemplate | None = Field(
+        default=None, description="Pod template overlay of this step, merged over the job's."
+    )
 
     def _check_kind(self) -> None:
         if (self.tasklet is None) == (self.chunk is None):
@@ -183,6 +188,9 @@ class JobSpec(Model):
     concurrency: ConcurrencySpec | None = None
     queue: str | None = Field(default=None, description="Kueue LocalQueue for the Jobs.")
     image: str | None = Field(default=None, description="Container image (cluster only).")
+    template: PodTemplate | None = Field(
+        default=None, description="Pod template overlay of every step pod (cluster only)."
+    )
 
     @model_validator(mode="before")
     @classmethod
