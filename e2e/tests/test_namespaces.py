@@ -77,7 +77,8 @@ def test_two_namespaces_same_job_and_parameters_both_complete(
     assert done[0]["repositoryId"] == done[1]["repositoryId"]
     rows = postgres.sql(
         "SELECT namespace, count(*) FROM baton_job_instance "
-        "WHERE job_name = 'count-numbers' GROUP BY namespace ORDER BY namespace",
+        f"WHERE job_name = 'count-numbers' AND namespace IN ('{ns}', '{second_ns}') "
+        "GROUP BY namespace ORDER BY namespace",
         operator.name,
     )
     assert sorted(rows.splitlines()) == sorted(f"{t}|1" for t in teams)
