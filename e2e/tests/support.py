@@ -93,6 +93,12 @@ def install_operator(
 ) -> None:
     """The chart installed (CRDs, RBAC, operator Deployment) and its operator ready."""
     repo, tag = project_image.split(":", 1)
+    # Helm installs CRDs but never upgrades them: this checkout's first, as a user
+    # upgrading the chart must (server-side: the BatchJob CRD is large)
+    kubectl(
+        "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"), timeout=120
+    )  # fmt: skip
+    kubectl("wait", "--for=condition=Established", "crd/batchjobs.baton.dev", timeout=60)
     helm(
         "upgrade", "--install", RELEASE, str(REPO / "charts" / "baton"),
         "-n", SYSTEM, "--create-namespace",

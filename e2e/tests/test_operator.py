@@ -57,10 +57,26 @@ def test_crds_explain_and_refuse_bad_manifests(kubectl: Kubectl, ns: str) -> Non
         input=json.dumps({
             "apiVersion": "baton.dev/v1alpha1", "kind": "BatchExecution",
             "metadata": {"name": "bad"},
-            "spec": {"job": "x", "parameters": {"flag": True}},
+            "spec": {"job": "x", "parameters": {"flag": [1, 2]}},
         }),
     )  # fmt: skip
-    assert bad.returncode != 0 and "must be of type integer,string" in bad.stderr
+    assert bad.returncode != 0 and "a value is a string (at most 4096" in bad.stderr
+    # the chart's ValidatingAdmissionPolicy: the list form (Argo's arguments.parameters)
+    both = {"configMapKeyRef": {"name": "c", "key": "k"}, "secretKeyRef": {"name": "s", "key": "k"}}
+    for params, message in (
+        ([{"name": "a", "valueFrom": both}], "exactly one of configMapKeyRef or secretKeyRef"),
+        ([{"name": "a", "value": 1}, {"name": "a", "value": 2}], "given more than once"),
+        ([{"name": "a"}], "exactly one of value"),
+    ):
+        refused = kubectl(
+            "-n", ns, "apply", "-f", "-", check=False,
+            input=json.dumps({
+                "apiVersion": "baton.dev/v1alpha1", "kind": "BatchExecution",
+                "metadata": {"name": "bad-list"},
+                "spec": {"job": "x", "parameters": params},
+            }),
+        )  # fmt: skip
+        assert refused.returncode != 0 and message in refused.stderr, refused.stderr
     _execution(kubectl, ns, "cel", "count-numbers", {"count": 1}, stop=True)
     changed = kubectl(
         "-n", ns, "patch", "bx", "cel", "--type", "merge", "-p",

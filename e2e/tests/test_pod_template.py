@@ -75,6 +75,14 @@ def test_env_from_a_secret_and_a_mounted_configmap(
     assert step["resources"]["limits"]["memory"] == "256Mi"
     assert step["securityContext"]["readOnlyRootFilesystem"] is True
     assert load["metadata"]["annotations"]["example.com/requested-by"] == "readme"
+    # parameters[].valueFrom: the Secret's value reached the step (check_credential compared
+    # it) by reference only; the ConfigMap's is an ordinary, identifying parameter
+    token = {"name": "BATON_SECRET_PARAM_APITOKEN"}
+    token["valueFrom"] = {"secretKeyRef": {"name": "prices-api", "key": "PRICES_API_TOKEN"}}
+    assert token in step["env"]
+    events = kubectl("-n", ns, "get", "events", "-o", "json").stdout
+    shown = json.dumps(st) + events + json.dumps(pods)
+    assert "not-a-real-token" not in shown
     changed = kubectl(
         "-n", ns, "patch", "bx", "mounted-prices-1", "--type", "merge", "-p",
         '{"spec":{"template":{"metadata":{"annotations":{"a":"b"}}}}}', check=False,

@@ -1,5 +1,6 @@
-"""Components of the mounted-prices job: the credential comes from a Secret (envFrom),
-the CSV from a ConfigMap mounted at /data (both set in the BatchJob's spec.template)."""
+"""Components of the mounted-prices job: the credential comes from a Secret (envFrom, and
+again as the parameter apiToken via valueFrom), the CSV from a ConfigMap mounted at /data
+(both set in the BatchJob's spec.template)."""
 
 from __future__ import annotations
 
@@ -13,5 +14,7 @@ def check_credential(ctx: StepContext) -> dict[str, str]:
     user, token = os.environ.get("PRICES_API_USER"), os.environ.get("PRICES_API_TOKEN")
     if not user or not token:
         raise RuntimeError("PRICES_API_USER/PRICES_API_TOKEN missing: is Secret prices-api there?")
+    if ctx.params["apiToken"] != token:  # valueFrom secretKeyRef: the value itself
+        raise RuntimeError("parameter apiToken does not hold Secret prices-api's token")
     ctx.context["apiUser"] = user
-    return {"apiUser": user}
+    return {"apiUser": user, "region": ctx.params["region"]}

@@ -142,17 +142,42 @@ class Applier:
                 return e
         return None
 
+    def _claim(self, t: Target) -> bool:
+        """Bind the execution to this repository before launching into it: a status
+        write conditional on the resourceVersion read, so of two operators whose
+        selectors overlap only one launches (the other then sees a foreign execution).
+        A conflict from our own earlier write in this round is retried once, fresh."""
+        mine = self.repo.repository_id
+        obj: dict[str, Any] | None = t.obj
+        for _ in range(2):
+            if obj is None:
+                return False  # deleted meanwhile
+            claimed = (obj.get("status") or {}).get("repositoryId")
+            if claimed is not None:
+                return bool(claimed == mine)
+            version = obj["metadata"].get("resourceVersion")
+            if self.cluster.claim(t.namespace, t.name, version, mine):
+                t.status.repository_id = mine
+                return True
+            obj = self.cluster.get_execution(t.namespace, t.name)
+        log.info(
+            "%s/%s: claimed by another writer first; left to the next round", t.namespace, t.name
+        )
+        return False
+
     def _launch(self, t: Target, action: Launch) -> bool:
         now = dt.datetime.now(dt.UTC)
         tag = owner_tag(
             str(t.obj["metadata"]["uid"]), action.observed_restart, action.auto_restarts
         )
         job = action.job
+        if t.status.repository_id is None and not self._claim(t):
+            return False
         try:
             execution = self._find_launched(t.namespace, job.name, tag)
             if execution is None:
                 params = action.params or launch_parameters(
-                    self.cluster, t.namespace, t.obj.get("spec") or {}, job, action.raw_params
+                    self.cluster, t.namespace, action.raw_params, job
                 )
                 execution = self.repo.launch(
                     job.name,

@@ -256,6 +256,7 @@ def step_job(
     kind: UnitKind = UnitKind.STEP,
     partition: int | None = None,
     extra_env: dict[str, str] | None = None,
+    secret_env: list[dict[str, Any]] | None = None,
     queue: str | None = None,
     templates: list[tuple[str, dict[str, Any] | None]] | None = None,
 ) -> dict[str, Any]:
@@ -277,7 +278,7 @@ def step_job(
     argv = unit_argv(
         execution_id, step, kind=kind, partition=partition, from_index=partitions is not None
     )
-    env = _env(config, grace, extra_env, partitions)
+    env = _env(config, grace, extra_env, partitions) + list(secret_env or [])
     container = _container(config, ["baton", "step", *argv], env, image, working_dir)
     shown = partitions if partitions is not None else units
     annotation = "" if shown is None else ",".join(str(p) for p in shown)

@@ -60,6 +60,7 @@ class FakeCluster:
         self.secrets: dict[tuple[str, str], dict[str, str]] = {}  # (ns, name): decoded data
         self.events: list[tuple[str, str, str]] = []
         self.writes: Counter[str] = Counter()
+        self._version = 0
         self.lock = threading.Lock()
         self._gen = itertools.count(1)
 
@@ -78,6 +79,7 @@ class FakeCluster:
                 "name": name,
                 "namespace": namespace,
                 "uid": str(uuid.uuid4()),
+                "resourceVersion": "0",
                 "creationTimestamp": f"2026-01-01T00:{len(self.executions) // 60:02d}:"
                 f"{len(self.executions) % 60:02d}Z",
             },
@@ -86,6 +88,7 @@ class FakeCluster:
 
     def patch_spec(self, name: str, patch: dict[str, Any], namespace: str = "default") -> None:
         merge(self.executions[(namespace, name)]["spec"], patch)
+        self._bump(self.executions[(namespace, name)])
 
     def status(self, name: str, namespace: str = "default") -> dict[str, Any]:
         return dict(self.executions[(namespace, name)].get("status") or {})
@@ -98,6 +101,17 @@ class FakeCluster:
                 self.run_job(repo, job)
                 ran += 1
         return ran
+
+    def _secret_env(self, namespace: str, env: list[dict[str, Any]]) -> dict[str, str]:
+        """What the kubelet puts into the container from ``secretKeyRef`` entries."""
+        out: dict[str, str] = {}
+        for e in env:
+            ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+            if ref and e["name"].startswith("BATON_SECRET_PARAM_"):
+                data = self.secrets.get((namespace, ref["name"])) or {}
+                if ref["key"] in data:
+                    out[e["name"]] = data[ref["key"]]
+        return out
 
     def run_job(self, repo: JobRepository, job: FakeJob) -> int:
         """Run the Job's pods one index after another, as `baton step` would."""
@@ -113,6 +127,7 @@ class FakeCluster:
             else [partition]
         )
         extra = {k: v for k, v in env.items() if k.startswith("BATON_OUTCOME")}
+        extra |= self._secret_env(job.manifest["metadata"]["namespace"], container["env"])
         saved = {k: os.environ.get(k) for k in extra}
         os.environ.update(extra)
         codes = []
@@ -229,7 +244,23 @@ class FakeCluster:
         obj = self.executions[(namespace, name)]
         status = obj.setdefault("status", {})
         merge(status, patch)
+        self._bump(obj)
         self.writes["patch status"] += 1
+
+    def claim(
+        self, namespace: str, name: str, resource_version: str | None, repository_id: str
+    ) -> bool:
+        obj = self.executions[(namespace, name)]
+        if resource_version and obj["metadata"]["resourceVersion"] != resource_version:
+            self.writes["conflicts"] += 1
+            return False
+        self.patch_status(namespace, name, {"repositoryId": repository_id})
+        return True
+
+    def _bump(self, obj: dict[str, Any]) -> None:
+        """A new resourceVersion on every write, as the API server gives."""
+        self._version += 1
+        obj["metadata"]["resourceVersion"] = str(self._version)
 
     def event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
         self.events.append((type_, reason, message))

@@ -6,6 +6,7 @@ existed (the row of their id must be theirs), and for a label selector."""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -99,6 +100,31 @@ def test_neither_operator_touches_the_others_executions(
     assert settle(second, first, cluster, "b") == "Completed"
     assert [r for _, r, _ in cluster.events].count(foreign.REASON) == 2  # once each
     assert len(repo.executions()) == len(other_repo.executions()) == 1
+
+
+def test_operators_with_overlapping_selectors_launch_once(
+    repo: JobRepository,
+    other_repo: JobRepository,
+    cluster: FakeCluster,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Both read the new execution before either launched it: the claim of
+    status.repositoryId is conditional on the resourceVersion read, so the second one
+    conflicts, re-reads, finds it another repository's and launches nothing."""
+    first, second = controller(repo, cluster), controller(other_repo, cluster)
+    cluster.apply_execution("a", SPEC)
+    stale = copy.deepcopy(cluster.executions[("default", "a")])
+    first.reconcile("default", "a")
+    real = cluster.get_execution
+    reads = iter([stale])
+    monkeypatch.setattr(cluster, "get_execution", lambda ns, n: next(reads, None) or real(ns, n))
+    second.reconcile("default", "a")
+    assert cluster.writes["conflicts"] == 1
+    assert cluster.status("a")["repositoryId"] == repo.repository_id
+    assert other_repo.executions() == [] and len(repo.executions()) == 1
+    monkeypatch.setattr(cluster, "get_execution", real)
+    assert settle(first, second, cluster, "a") == "Completed"
+    assert other_repo.executions() == []
 
 
 def test_a_deleted_foreign_execution_leaves_the_same_id_alone(

@@ -90,6 +90,14 @@ class Cluster(Protocol):
         """Apply a JSON merge patch to a BatchExecution's ``.status``."""
         ...
 
+    def claim(
+        self, namespace: str, name: str, resource_version: str | None, repository_id: str
+    ) -> bool:
+        """Set ``status.repositoryId`` only if the BatchExecution is still at
+        ``resource_version`` (optimistic concurrency); False when another write came
+        first (HTTP 409)."""
+        ...
+
     def event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
         """Post an Event on a BatchExecution (never fails the caller)."""
         ...
@@ -265,6 +273,24 @@ class ApiCluster:
             GROUP, VERSION, namespace, PLURAL, name, {"status": patch}
         )
         self._count("patch", "batchexecutions/status")
+
+    def claim(
+        self, namespace: str, name: str, resource_version: str | None, repository_id: str
+    ) -> bool:
+        body: dict[str, Any] = {"status": {"repositoryId": repository_id}}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+        try:
+            self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, PLURAL, name, body
+            )
+        except ApiException as e:
+            if e.status == 409:
+                return False
+            raise
+        finally:
+            self._count("patch", "batchexecutions/status")
+        return True
 
     def event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:
         meta = obj["metadata"]

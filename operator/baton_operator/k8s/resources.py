@@ -132,11 +132,15 @@ class ValueFrom(Model):
     )
 
 
-class ParameterSource(Model):
-    """``parameterSources[]``: one job parameter whose value is read at launch."""
+class ParameterEntry(Model):
+    """One entry of the list form of ``spec.parameters`` (Argo's
+    ``arguments.parameters[]``): a literal ``value`` or a ``valueFrom`` read at launch."""
 
     name: str = Field(min_length=1, max_length=255, description="Parameter name.")
-    value_from: ValueFrom = Field(description="The ConfigMap or Secret key holding the value.")
+    value: Any = Field(default=None, description="Its value: a string, a number or a boolean.")
+    value_from: ValueFrom | None = Field(
+        default=None, description="The ConfigMap or Secret key holding the value."
+    )
 
 
 class ExecutionSpec(Model):
@@ -148,20 +152,14 @@ class ExecutionSpec(Model):
         description="Name of the BatchJob (same namespace) to run. Its spec is snapshotted "
         "at launch, so later edits of the BatchJob do not change this execution. Immutable.",
     )
-    parameters: dict[str, int | str] = Field(
+    parameters: Any = Field(
         default_factory=dict,
-        description="Job parameters NAME: VALUE (a string or an integer; booleans, floats "
-        "and dates as strings), checked and typed against the BatchJob's declared "
-        "parameters. The identifying ones select the job instance. Immutable.",
-    )
-    parameter_sources: list[ParameterSource] | None = Field(
-        default=None,
-        max_length=64,
-        description="Job parameters read at launch from a ConfigMap or Secret key in the "
-        "execution's namespace (a parallel list: spec.parameters is a NAME: VALUE map and "
-        "cannot hold a reference). Resolved once; a missing ConfigMap, Secret or key "
-        "rejects the execution. Secret-sourced values are never identifying, never shown "
-        "and stored redacted. Immutable.",
+        description="Job parameters, checked and typed against the BatchJob's declared "
+        "parameters; the identifying ones select the job instance. Either a map NAME: VALUE "
+        "(a VALUE may be {valueFrom: ...}) or a list of {name, value} / {name, valueFrom} "
+        "(valueFrom: configMapKeyRef or secretKeyRef {name, key} in this namespace, read "
+        "once at launch; Secret values are never identifying, never shown, stored redacted "
+        "and reach the step pods by secretKeyRef). Immutable.",
     )
     template: PodTemplate | None = Field(
         default=None,

@@ -18,7 +18,7 @@ class Launch:
 
     job: BatchJob  # ``job_spec`` parsed (the BatchJob, or the snapshot on a restart)
     job_spec: dict[str, Any]
-    raw_params: Mapping[str, Any] | None  # first launch: bound against the job spec
+    raw_params: Any  # first launch: spec.parameters (map or list), bound against the job spec
     params: JobParameters | None  # restart: the snapshotted, typed parameters
     observed_restart: int
     auto_restarts: int

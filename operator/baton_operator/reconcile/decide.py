@@ -91,7 +91,7 @@ def _not_launched(
     launch = Launch(
         job=job,
         job_spec=job.dump(),
-        raw_params=dict(spec.parameters),
+        raw_params=spec.parameters,
         params=None,
         observed_restart=spec.restart,
         auto_restarts=d.status.auto_restarts or 0,

@@ -32,6 +32,7 @@ from baton_operator.reconcile.actions import (
     PlanStepPartitions,
 )
 from baton_operator.reconcile.state import Draft, Situation
+from baton_operator.valuefrom import secret_env
 
 
 def drive(s: Situation, d: Draft) -> bool:
@@ -92,6 +93,7 @@ def _job_for(
         kind=kind,
         partition=partition,
         extra_env=env,
+        secret_env=secret_env(spec.parameters),
         queue=s.snapshot.spec.queue,
         templates=[*step_layers(s.snapshot.spec, step), ("BatchExecution template", launch)],
     )

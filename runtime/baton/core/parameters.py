@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -18,6 +20,9 @@ class ParamType(StrEnum):
     DATE = "date"
     DATETIME = "datetime"
 
+
+REDACTED = "<redacted>"
+"""What the repository stores for a parameter read from a Secret (never its value)."""
 
 _TRUE = {"true", "yes", "1", "on"}
 _FALSE = {"false", "no", "0", "off"}
@@ -143,3 +148,19 @@ class JobParameters:
 
     def with_param(self, param: JobParameter) -> JobParameters:
         return JobParameters((*(p for p in self.items if p.name != param.name), param))
+
+
+def secret_env_name(name: str) -> str:
+    """The step container's environment variable that carries the Secret-sourced
+    parameter ``name`` (the operator sets it by ``secretKeyRef``)."""
+    return "BATON_SECRET_PARAM_" + re.sub(r"[^A-Za-z0-9_]", "_", name).upper()
+
+
+def unseal(params: JobParameters, environ: Mapping[str, str]) -> dict[str, Any]:
+    """``ctx.params`` of a step process: a redacted (Secret-sourced) parameter takes its
+    value from the environment the pod got from the Secret; everything else as stored."""
+    values = params.values()
+    for p in params.items:
+        if p.value == REDACTED and not p.identifying and p.type is ParamType.STRING:
+            values[p.name] = environ.get(secret_env_name(p.name), REDACTED)
+    return values

@@ -14,6 +14,7 @@ from typing import Any
 
 from baton.core.entities import JobExecution, StepExecution
 from baton.core.errors import InvalidDefinition
+from baton.core.parameters import unseal
 from baton.core.status import BatchStatus, UnitKind
 from baton.flow.partitions import plan_partitions
 from baton.repository import JobRepository
@@ -111,7 +112,7 @@ def unit_context(repo: JobRepository, unit: Unit, stop: threading.Event) -> Step
         instance_id=execution.instance_id,
         step_name=step.step_name,
         partition_index=step.partition,
-        params=execution.parameters.values(),
+        params=unseal(execution.parameters, os.environ),
         context=shared,
         step_context=dict(step.context),
         engine=repo.engine,
