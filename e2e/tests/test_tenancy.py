@@ -204,6 +204,7 @@ def test_a_tenants_pod_cannot_touch_another_namespaces_rows(
     namespace: str,
     team_b: str,
     operator: Database,
+    new_database: Callable[[], Database],
     postgres: Postgres,
 ) -> None:
     """Each namespace's step pods run as its own PostgreSQL role (the chart's tenants):
@@ -211,30 +212,39 @@ def test_a_tenants_pod_cannot_touch_another_namespaces_rows(
     writes to them are refused by PostgreSQL."""
     team_a = namespace
     repo, tag = project_image.split(":", 1)
-    # a release of its own (no operator: replicas 0) that only makes the tenants, so the
-    # session's release is left as it is; the session's operator runs the executions
+    # a release of its own, with its own database (its tenants' roles own schemas there
+    # and nothing of the session's database is touched), owning the executions labelled
+    # with its name; the session's operator leaves those alone
+    db = new_database()
     release = f"tenancy-{uuid.uuid4().hex[:5]}"
     helm(
         "install", release, str(REPO / "charts" / "baton"), "-n", team_a,
         "--set", f"image.repository={repo}", "--set", f"image.tag={tag}",
-        "--set", f"database.url={operator.url}",
-        "--set", "operator.replicas=0", "--set", "rbac.aggregatedRoles=false",
+        "--set", f"database.url={db.url}",
+        "--set", f"watch.labelSelector=baton.dev/release={release}",
+        "--set", "rbac.aggregatedRoles=false", "--set", "admission.parameterPolicy=false",
         "--set", f"tenants[0].namespace={team_a}", "--set", f"tenants[1].namespace={team_b}",
         "--wait", "--timeout", "180s",
     )  # fmt: skip
-    # the tenants' jobs make their table in their own schema; one that the session's
-    # other (privileged) scenarios made in public would shadow it, refused to them
-    postgres.sql("DROP TABLE IF EXISTS public.numbers", operator.name)
     try:
         ids = {}
         for ns, count in ((team_a, 20), (team_b, 30)):
             url = kubectl.get("secret", "baton-db", ns)["data"]["url"]
             assert url  # made by the chart, with the namespace's own role
             apply_job(kubectl, ns, "numbers")
-            execution(
-                kubectl, ns, "tenant", "count-numbers", {"count": count},
-                workingDir="/opt/baton/examples/numbers",
-            )  # fmt: skip
+            kubectl.apply(
+                {
+                    "apiVersion": "baton.dev/v1alpha1",
+                    "kind": "BatchExecution",
+                    "metadata": {"name": "tenant", "labels": {"baton.dev/release": release}},
+                    "spec": {
+                        "job": "count-numbers",
+                        "parameters": {"count": count},
+                        "workingDir": "/opt/baton/examples/numbers",
+                    },
+                },
+                ns,
+            )
         for ns in (team_a, team_b):
             ids[ns] = wait_phase(kubectl, ns, "tenant", "Completed")["jobExecutionId"]
         kubectl.apply(probe_pod(team_a, project_image, ids[team_b]), team_a)
@@ -261,5 +271,5 @@ def test_a_tenants_pod_cannot_touch_another_namespaces_rows(
                 f"DO $$ BEGIN IF EXISTS (SELECT FROM pg_roles WHERE rolname = '{role}') THEN "
                 f"GRANT {role} TO CURRENT_USER; DROP OWNED BY {role}; DROP ROLE {role}; "
                 f"DROP SCHEMA IF EXISTS {role} CASCADE; END IF; END $$",
-                operator.name,
+                db.name,
             )
