@@ -380,10 +380,27 @@ def test_fan_out_of_100_partitions_vs_a_bare_indexed_job(
     print(
         f"\nMEASURE fan-out: BatchExecution → Job created {job_created:.0f}s, Job ran {pods:.0f}s"
     )
+    # the baseline loads the runtime the way a step does: `import baton` alone is lazy
+    # since the restructuring (72 ms against 1.26 s), so it is reported apart
+    bare_seconds = _bare_indexed_job(kubectl, ns, "bare-100", project_image, "from baton import *")
+    lazy_seconds = _bare_indexed_job(kubectl, ns, "bare-lazy", project_image, "import baton")
+    ratio = operator_seconds / bare_seconds
+    print(
+        f"\nMEASURE 100-partition fan-out: operator {operator_seconds:.1f}s, "
+        f"bare Indexed Job {bare_seconds:.1f}s, ratio {ratio:.2f} "
+        f"(bare Job of a lazy `import baton`: {lazy_seconds:.1f}s, "
+        f"ratio {operator_seconds / lazy_seconds:.2f})"
+    )
+    # Reported, not asserted: timings on a shared 2-core machine are noise (the target is
+    # 1.15; see the README). Both Jobs completing is what this scenario checks.
+
+
+def _bare_indexed_job(kubectl: Kubectl, ns: str, name: str, image: str, code: str) -> float:
+    """Seconds for 100 pods (parallelism 20) of ``python -c CODE`` as a plain Indexed Job."""
     bare = {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": "bare-100"},
+        "metadata": {"name": name},
         "spec": {
             "completionMode": "Indexed",
             "completions": 100,
@@ -395,9 +412,9 @@ def test_fan_out_of_100_partitions_vs_a_bare_indexed_job(
                     "containers": [
                         {
                             "name": "main",
-                            "image": project_image,
+                            "image": image,
                             "imagePullPolicy": "IfNotPresent",
-                            "command": ["python", "-c", "import baton"],
+                            "command": ["python", "-c", code],
                         }
                     ],
                 }
@@ -406,15 +423,8 @@ def test_fan_out_of_100_partitions_vs_a_bare_indexed_job(
     }
     start = time.monotonic()
     kubectl.apply(bare, ns)
-    kubectl.wait_for_job(ns, "bare-100", timeout=900)
-    bare_seconds = time.monotonic() - start
-    ratio = operator_seconds / bare_seconds
-    print(
-        f"\nMEASURE 100-partition fan-out: operator {operator_seconds:.1f}s, "
-        f"bare Indexed Job {bare_seconds:.1f}s, ratio {ratio:.2f}"
-    )
-    # Reported, not asserted: timings on a shared 2-core machine are noise (the target is
-    # 1.15; see the README). Both Jobs completing is what this scenario checks.
+    kubectl.wait_for_job(ns, name, timeout=900)
+    return time.monotonic() - start
 
 
 def test_operator_memory_with_500_executions(kubectl: Kubectl, ns: str, operator: Database) -> None:

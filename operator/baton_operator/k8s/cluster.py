@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from baton.core.errors import InvalidParameters
 from baton.core.status import UnitKind
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
@@ -185,22 +186,29 @@ class ApiCluster:
         found: Any = self.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL)
         return [dict(i) for i in found.get("items", [])]
 
-    def get_config_map_data(self, namespace: str, name: str) -> dict[str, str] | None:
+    def _read(self, kind: str, read: Callable[[str, str], Any], namespace: str, name: str) -> Any:
+        """A ConfigMap or Secret a parameter names; None when it does not exist. Refused
+        by RBAC: the launch is rejected with what to grant (not retried hot)."""
         try:
-            found: Any = self.core.read_namespaced_config_map(name, namespace)
+            return read(name, namespace)
         except ApiException as e:
             if e.status == 404:
                 return None
+            if e.status == 403:
+                raise InvalidParameters(
+                    f"the operator may not read {kind} '{name}' in namespace {namespace} "
+                    f"(403 Forbidden: its ServiceAccount needs get on {kind.lower()}s)"
+                ) from None
             raise
-        return dict(found.data or {})
+
+    def get_config_map_data(self, namespace: str, name: str) -> dict[str, str] | None:
+        found = self._read("ConfigMap", self.core.read_namespaced_config_map, namespace, name)
+        return None if found is None else dict(found.data or {})
 
     def get_secret_data(self, namespace: str, name: str) -> dict[str, str] | None:
-        try:
-            found: Any = self.core.read_namespaced_secret(name, namespace)
-        except ApiException as e:
-            if e.status == 404:
-                return None
-            raise
+        found = self._read("Secret", self.core.read_namespaced_secret, namespace, name)
+        if found is None:
+            return None
         data = {
             k: base64.b64decode(v).decode("utf-8", "replace") for k, v in (found.data or {}).items()
         }
