@@ -29,6 +29,7 @@ import hashlib
 from typing import Any
 
 from baton.core.status import ExitCode, UnitKind
+from baton.spec.template import hardened_container_security
 from baton.step.entry import unit_argv
 
 from baton_operator.config import OperatorConfig
@@ -157,11 +158,7 @@ def _container(
             "requests": {"cpu": config.step_cpu_request, "memory": config.step_memory_request},
             "limits": {"memory": config.step_memory_limit},
         },
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": hardened_container_security(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
     if working_dir:

@@ -29,6 +29,7 @@ from baton.core.errors import BatonError, InvalidDefinition
 from baton.core.status import ExitCode
 from baton.registry.checks import check_components
 from baton.registry.jobs import JobRegistry
+from baton.spec.template import hardened_container_security
 
 MANIFEST_ENV = "BATON_VALIDATE_MANIFEST"  # the manifest text handed to the pod
 PULL_FAILURES = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName")
@@ -124,11 +125,7 @@ def pod_manifest(
         "imagePullPolicy": "IfNotPresent",
         "command": ["baton", "validate", "--manifest-from-env", "-", *args],
         "env": [{"name": MANIFEST_ENV, "value": text}],
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": hardened_container_security(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
     if working_dir:

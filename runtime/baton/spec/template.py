@@ -16,6 +16,17 @@ ENV_PREFIX = "BATON_"
 K8sObject = dict[str, Any]
 
 
+def hardened_container_security() -> K8sObject:
+    """The securityContext of every container Baton starts (a step, a validation pod):
+    no privilege escalation, read-only root filesystem, no capabilities. A template may
+    relax one key explicitly; this is only the default."""
+    return {
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]},
+    }
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(
         alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
