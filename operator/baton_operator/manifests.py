@@ -29,7 +29,7 @@ import hashlib
 from typing import Any
 
 from baton.core.status import ExitCode, UnitKind
-from baton.spec.template import hardened_container_security
+from baton.spec.template import STEP_CONTAINER, hardened_container_security
 from baton.step.entry import unit_argv
 
 from baton_operator.config import OperatorConfig
@@ -46,7 +46,7 @@ from baton_operator.k8s.labels import (
 from baton_operator.k8s.resources import API_VERSION
 from baton_operator.podtemplate import apply_all
 
-CONTAINER = "step"
+CONTAINER = STEP_CONTAINER
 QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 
 # Indexed Job pods are named <job>-<index>-<random5>; their hostname <job>-<index> must

@@ -24,8 +24,10 @@ class ClusterError(BatonError):
     """The Kubernetes API refused or could not be reached."""
 
 
-def _api(kubeconfig: str | None, context: str | None) -> Any:
-    from kubernetes import client, config
+def load_config(kubeconfig: str | None, context: str | None) -> None:
+    """The client configuration as kubectl finds it: ``--kubeconfig``/``--context`` when
+    given, else in a pod its ServiceAccount, else the default kubeconfig."""
+    from kubernetes import config
 
     try:
         if kubeconfig is None and context is None:
@@ -37,6 +39,12 @@ def _api(kubeconfig: str | None, context: str | None) -> Any:
             config.load_kube_config(config_file=kubeconfig, context=context)  # type: ignore[no-untyped-call]
     except (config.ConfigException, OSError) as e:
         raise ClusterError(f"no usable kubeconfig: {e}") from None
+
+
+def _api(kubeconfig: str | None, context: str | None) -> Any:
+    from kubernetes import client
+
+    load_config(kubeconfig, context)
     return client.CustomObjectsApi()
 
 

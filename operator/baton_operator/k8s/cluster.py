@@ -276,11 +276,15 @@ class ApiCluster:
                     if e.status != 404:
                         raise
 
-    def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+    def _patch_execution_status(self, namespace: str, name: str, body: dict[str, Any]) -> None:
+        """One merge patch of the status subresource, counted when it was written."""
         self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, PLURAL, name, {"status": patch}
+            GROUP, VERSION, namespace, PLURAL, name, body
         )
         self._count("patch", "batchexecutions/status")
+
+    def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+        self._patch_execution_status(namespace, name, {"status": patch})
 
     def claim(
         self, namespace: str, name: str, resource_version: str | None, repository_id: str
@@ -289,15 +293,11 @@ class ApiCluster:
         if resource_version:
             body["metadata"] = {"resourceVersion": resource_version}
         try:
-            self.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, PLURAL, name, body
-            )
+            self._patch_execution_status(namespace, name, body)
         except ApiException as e:
             if e.status == 409:
                 return False
             raise
-        finally:
-            self._count("patch", "batchexecutions/status")
         return True
 
     def event(self, obj: dict[str, Any], type_: str, reason: str, message: str) -> None:

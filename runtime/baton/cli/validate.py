@@ -149,16 +149,10 @@ def run_in_pod(
 ) -> str:
     """Run the validating pod; its last output line is the answer. The pod is deleted
     whatever happens."""
-    from baton_operator.k8s.client import ClusterError, _call, default_namespace
-    from kubernetes import client, config
+    from baton_operator.k8s.client import _call, default_namespace, load_config
+    from kubernetes import client
 
-    try:
-        if kubeconfig is None and context is None:
-            config.load_kube_config()  # type: ignore[no-untyped-call]
-        else:
-            config.load_kube_config(config_file=kubeconfig, context=context)  # type: ignore[no-untyped-call]
-    except (config.ConfigException, OSError) as e:
-        raise ClusterError(f"no usable kubeconfig: {e}") from None
+    load_config(kubeconfig, context)
     ns = namespace or default_namespace(kubeconfig, context)
     core = client.CoreV1Api()
     name, image = pod["metadata"]["name"], pod["spec"]["containers"][0]["image"]

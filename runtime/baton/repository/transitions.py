@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import Connection, and_, func, select, text, update
+from sqlalchemy.orm import aliased
 
 from baton.core.entities import JobExecution
 from baton.core.errors import OptimisticLockingFailure, UnexpectedJobExecutionState
@@ -131,7 +132,7 @@ class Transitions(ExecutionQueries):
                     text("SELECT pg_advisory_xact_lock(7234002, hashtext(:j))"),
                     {"j": execution.job_name},
                 )
-            same_job = _same_job(conn, execution)
+            same_job = _same_job(execution)
             if not self._turn_of(conn, execution, same_job, max_running, waiting_alive):
                 return False
             if cooldown_seconds and _cooling_down(conn, same_job, cooldown_seconds):
@@ -186,11 +187,11 @@ class Transitions(ExecutionQueries):
         return busy < max_running and not ahead
 
 
-def _same_job(conn: Connection, execution: JobExecution) -> Any:
-    """SQL: an instance of the execution's job in the execution's namespace."""
-    namespace = conn.execute(
-        select(JobInstanceRow.namespace).where(JobInstanceRow.id == execution.instance_id)
-    ).scalar_one()
+def _same_job(execution: JobExecution) -> Any:
+    """SQL: an instance of the execution's job in the execution's namespace (read by a
+    subquery inside the statement that uses it: no round trip of its own)."""
+    own = aliased(JobInstanceRow)
+    namespace = select(own.namespace).where(own.id == execution.instance_id).scalar_subquery()
     return and_(
         JobInstanceRow.namespace == namespace, JobInstanceRow.job_name == execution.job_name
     )
