@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -88,17 +89,38 @@ def jobs(kubectl: Kubectl, ns: str) -> list[str]:
     return sorted(j["metadata"]["name"] for j in kubectl.json("-n", ns, "get", "jobs")["items"])
 
 
+def apply_crds(kubectl: Kubectl, timeout: float = 60) -> None:
+    """This checkout's CRDs applied and Established.
+
+    Helm installs CRDs but never upgrades them, so apply them first, as a user
+    upgrading the chart must (server-side: the BatchJob CRD is large). A CRD just
+    created has no status yet, and `kubectl wait --for=condition=Established` fails
+    on it instead of waiting, so poll the condition.
+    """
+    kubectl(
+        "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"), timeout=120
+    )  # fmt: skip
+    names = [
+        f"{doc['spec']['names']['plural']}.{doc['spec']['group']}"
+        for path in sorted((REPO / "crds").glob("*.yaml"))
+        for doc in yaml.safe_load_all(path.read_text())
+        if doc
+    ]
+    established = '{.status.conditions[?(@.type=="Established")].status}'
+    deadline = time.monotonic() + timeout
+    for name in names:
+        while kubectl("get", "crd", name, "-o", f"jsonpath={established}").stdout != "True":
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"CRD {name} not Established after {timeout:.0f}s")
+            time.sleep(0.5)
+
+
 def install_operator(
     kubectl: Kubectl, helm: Callable[..., Any], project_image: str, db: Database
 ) -> None:
     """The chart installed (CRDs, RBAC, operator Deployment) and its operator ready."""
     repo, tag = project_image.split(":", 1)
-    # Helm installs CRDs but never upgrades them: this checkout's first, as a user
-    # upgrading the chart must (server-side: the BatchJob CRD is large)
-    kubectl(
-        "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"), timeout=120
-    )  # fmt: skip
-    kubectl("wait", "--for=condition=Established", "crd/batchjobs.baton.dev", timeout=60)
+    apply_crds(kubectl)
     helm(
         "upgrade", "--install", RELEASE, str(REPO / "charts" / "baton"),
         "-n", SYSTEM, "--create-namespace",

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from conftest import Kubectl
 
-from .support import REPO, execution, status, wait_phase
+from .support import REPO, apply_crds, execution, status, wait_phase
 
 pytestmark = pytest.mark.e2e
 
@@ -21,12 +21,7 @@ GPU = "example.com/gpu"
 
 @pytest.fixture(scope="module", autouse=True)
 def current_crds(kubectl: Kubectl) -> None:
-    """Helm installs CRDs but never upgrades them: apply this checkout's, as a user
-    upgrading the chart must (server-side: the BatchJob CRD is large)."""
-    kubectl(
-        "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"), timeout=120
-    )  # fmt: skip
-    kubectl("wait", "--for=condition=Established", "crd/batchjobs.baton.dev", timeout=60)
+    apply_crds(kubectl)
 
 
 def job(name: str, steps: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
