@@ -24,7 +24,7 @@ PACKAGES = {
 LAYERS: list[tuple[str, ...]] = [
     ("baton.core",),
     ("baton.spec",),
-    ("baton.flow", "baton.registry"),
+    ("baton.flow", "baton.registry", "baton.schedule"),
     ("baton.repository",),
     ("baton.items",),
     ("baton.step",),
