@@ -338,7 +338,9 @@ def test_api_writes_do_not_grow_with_partitions(
         time.sleep(3)  # the last status patch and events
         writes[parts] = _metric(_scrape(kubectl), "baton_kube_writes_total") - before
     print(f"\nMEASURE operator API writes per lifecycle: {writes}")
-    assert writes[40] <= writes[1] + 6, writes
+    # Progress patches follow the run's duration (one per tick at most), which a loaded
+    # machine stretches; one write per partition would add 40: far above this bound.
+    assert writes[40] < writes[1] + 40 / 2, writes
 
 
 def test_fan_out_of_100_partitions_vs_a_bare_indexed_job(
