@@ -18,6 +18,7 @@ from baton.core.status import BatchStatus
 from baton.repository import JobRepository
 from baton.spec.manifests import first_error
 from baton.spec.model import BatchJob
+from baton.spec.snapshot import job_of
 from pydantic import ValidationError
 
 from baton_operator.applier import Applier, Target
@@ -38,6 +39,7 @@ from baton_operator.reconcile.decide import reconcile
 from baton_operator.reconcile.podhealth import PodHealth
 from baton_operator.reconcile.selector import Requirement, matches
 from baton_operator.reconcile.state import RepositoryState
+from baton_operator.retention import Retention
 
 log = logging.getLogger("baton.operator")
 
@@ -58,10 +60,13 @@ class Controller:
         *,
         selector: tuple[Requirement, ...] = (),
         namespaces: frozenset[str] = frozenset(),
+        retention: Retention | None = None,
     ) -> None:
         """``selector``, ``namespaces``: the labels and namespaces of the executions
-        this operator owns (empty: all)."""
+        this operator owns (empty: all). ``retention``: told of every execution read,
+        to delete the finished ones when their TTL is up."""
         self.repo = repo
+        self.retention = retention
         self.cluster = cluster
         self.config = cfg
         self.selector = selector
@@ -85,6 +90,8 @@ class Controller:
             self._locks.pop((namespace, name), None)
             self._last_patch.pop((namespace, name), None)
         self.job_statuses.forget(namespace, name)
+        if self.retention is not None:
+            self.retention.forget(namespace, name)
         observe_phase(namespace, name, "", None)
 
     def deleted(
@@ -246,6 +253,9 @@ class Controller:
             self.applier.follow(t, outcomes.lost(t.status, str(e), dt.datetime.now(dt.UTC)))
             return False, phase
         current = repo_state.execution
+        if self.retention is not None:
+            launched = job_of(current) if current is not None else job
+            self.retention.note(obj, launched.spec.ttl_strategy if launched else None)
         jobs = self.cluster.list_jobs(namespace, name) if current and current.status.running else []
         actions = reconcile(
             job,
