@@ -6,12 +6,14 @@ with the few facts the rules of :mod:`baton.core.retention` need, so memory does
 grow with the repository. Each batch is one short write transaction that first checks
 its instances again under lock (PostgreSQL: the instance rows ``FOR UPDATE``, which a
 launch of the instance also takes; SQLite: the write lock), so an instance restarted
-since it was read is kept. A running checkpoint therefore waits for at most one batch.
+since it was read is kept. A running checkpoint therefore waits for at most one batch
+(on SQLite the purge then gives it its turn, see SQLITE_TURN).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,8 +38,12 @@ from baton.repository.session import RepositorySession
 N, E, S = JobInstanceRow, JobExecutionRow, StepExecutionRow
 K, P, Q = SkippedItemRow, JobParameterRow, PartitionRow
 
-DEFAULT_BATCH = 200  # instances per transaction
-DEFAULT_BATCH_ROWS = 20_000  # step executions + skipped items per transaction
+DEFAULT_BATCH = 100  # instances per transaction
+DEFAULT_BATCH_ROWS = 5_000  # step executions + skipped items per transaction
+# SQLite has one write lock and its busy handler polls for it up to every 100 ms: after
+# each batch the purge waits that long, so a checkpoint that waited for this batch gets
+# the lock before the next batch does (PostgreSQL: row locks, no wait needed).
+SQLITE_TURN = 0.1
 # What the report counts, in the order rows are deleted (children first).
 TABLES = ("skippedItems", "steps", "parameters", "executions", "partitions", "instances")
 
@@ -207,6 +213,8 @@ def purge(
                 report.kept[why.value] += 1
         for group in batches(chosen, options.batch, options.batch_rows):
             _apply(repo, group, rule, report)
+            if repo.dialect == "sqlite" and not options.dry_run:
+                time.sleep(SQLITE_TURN)
 
 
 def _apply(
