@@ -246,6 +246,7 @@ class Controller:
             if job_obj is not None:
                 job = self._parse_job(t, job_obj)
                 if job is None:
+                    self._retain(obj, None)
                     return False, phase
         try:
             repo_state = self.repository_state(t.status.execution_id)
@@ -253,9 +254,7 @@ class Controller:
             self.applier.follow(t, outcomes.lost(t.status, str(e), dt.datetime.now(dt.UTC)))
             return False, phase
         current = repo_state.execution
-        if self.retention is not None:
-            launched = job_of(current) if current is not None else job
-            self.retention.note(obj, launched.spec.ttl_strategy if launched else None)
+        self._retain(obj, job_of(current) if current is not None else job)
         jobs = self.cluster.list_jobs(namespace, name) if current and current.status.running else []
         actions = reconcile(
             job,
@@ -279,6 +278,12 @@ class Controller:
             applied = self.applier.apply(t, action)
             changed |= applied and isinstance(action, CHANGES_STATE)
         return changed, phase
+
+    def _retain(self, obj: dict[str, Any], job: BatchJob | None) -> None:
+        """Tell retention about the execution as read, with its job's ttlStrategy (as
+        launched; the BatchJob itself for one never launched)."""
+        if self.retention is not None:
+            self.retention.note(obj, job.spec.ttl_strategy if job is not None else None)
 
     def _write_progress(self, t: Target, action: PatchStatus) -> None:
         """The mirrored status; progress-only changes (counts, percentages) at most

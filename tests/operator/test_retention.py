@@ -114,6 +114,12 @@ def test_due_is_computed_from_the_status() -> None:
     assert expiry(pending, None) is None
     pending["status"]["observedRestart"] = 1
     assert expiry(pending, None) is not None
+    # stopped by a disruption, restarting by itself: not finished either
+    auto = execution("Stopped", ttlSecondsAfterFinished=0, autoRestart={"onDisruption": True})
+    auto["status"].update(attempt=2, disruptedAttempt=2, autoRestarts=0)
+    assert expiry(auto, None) is None
+    auto["status"]["autoRestarts"] = 3  # none left: it stays Stopped
+    assert expiry(auto, None) is not None
     gone = execution("Completed", ttlSecondsAfterFinished=0)
     gone["metadata"]["deletionTimestamp"] = "2026-11-29T12:00:01Z"
     assert expiry(gone, None) is None

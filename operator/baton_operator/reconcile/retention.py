@@ -6,9 +6,10 @@ A BatchExecution is deleted ``ttl`` seconds after it ended: its own
 (``secondsAfterSuccess`` for Completed, ``secondsAfterFailure`` for every other
 terminal phase). The time is computed from the status (``endTime``; for an execution
 rejected before any launch, its Launched condition), so an operator that restarts
-finds the same deadline. An execution with a restart asked for and not yet answered is
-not finished. Deleting a finished execution changes nothing in the repository (the
-operator's delete handler only fails a JobExecution that still runs).
+finds the same deadline. An execution with a restart asked for and not yet answered,
+or about to restart by itself after a disruption, is not finished. Deleting a finished
+execution changes nothing in the repository (the operator's delete handler only fails a
+JobExecution that still runs).
 
 A step Job is created with the longer of the two chart TTLs (see
 :attr:`OperatorConfig.step_ttl_at_creation`) and set to its outcome's own when it ends.
@@ -74,6 +75,8 @@ def expiry(obj: Mapping[str, Any], strategy: TtlStrategy | None) -> Expiry | Non
     assert status.phase is not None
     if int(spec.get("restart") or 0) > (status.observed_restart or 0):
         return None  # a restart is asked for: the execution goes on
+    if _restarts_by_itself(spec, status):
+        return None
     ttl = execution_ttl(spec.get("ttlSecondsAfterFinished"), strategy, status.phase)
     ended = finished_at(status, meta.get("creationTimestamp"))
     if ttl is None or ended is None:
@@ -84,6 +87,21 @@ def expiry(obj: Mapping[str, Any], strategy: TtlStrategy | None) -> Expiry | Non
         meta["uid"],
         str(meta.get("resourceVersion") or ""),
         ended + dt.timedelta(seconds=ttl),
+    )
+
+
+def _restarts_by_itself(spec: Mapping[str, Any], status: ExecutionStatus) -> bool:
+    """Stopped by a pod disruption with automatic restarts left: the reconciler is
+    about to restart it (see decide._auto_restart), so it has not finished."""
+    auto = spec.get("autoRestart") or {}
+    return (
+        status.phase is Phase.STOPPED
+        and bool(auto.get("onDisruption"))
+        and not spec.get("stop")
+        and not spec.get("abandon")
+        and status.disrupted_attempt is not None
+        and status.disrupted_attempt == status.attempt
+        and (status.auto_restarts or 0) < int(auto.get("maxRestarts", 3))
     )
 
 
