@@ -43,7 +43,7 @@ LAYERS: list[tuple[str, ...]] = [
         "baton_operator.podtemplate",
     ),
     ("baton_operator.reconcile",),
-    ("baton_operator.applier", "baton_operator.loop"),
+    ("baton_operator.applier", "baton_operator.loop", "baton_operator.retention"),
     ("baton_operator.handlers",),
     ("baton.cli", "baton.__main__"),
 ]

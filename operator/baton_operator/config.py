@@ -26,6 +26,19 @@ class OperatorConfig:
     step_memory_limit: str = "512Mi"
     # chart stepDefaults: the first pod template layer of every step pod
     step_defaults: dict[str, Any] = field(default_factory=dict, hash=False)
+    # chart stepJobs.ttlSecondsAfterSuccess/Failure: a step Job's ttlSecondsAfterFinished
+    # once it succeeded / failed (None: kept; see reconcile.retention)
+    step_ttl_after_success: int | None = None
+    step_ttl_after_failure: int | None = None
+
+    @property
+    def step_ttl_at_creation(self) -> int | None:
+        """A step Job's ttlSecondsAfterFinished before its outcome is known: the longer
+        of the two (None when either keeps Jobs), so that no Job goes sooner than its
+        outcome allows even if the operator is away when it ends; the operator lowers it
+        to the outcome's own when it sees the Job end (see reconcile.retention)."""
+        a, b = self.step_ttl_after_success, self.step_ttl_after_failure
+        return None if a is None or b is None else max(a, b)
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> OperatorConfig:
@@ -43,7 +56,20 @@ class OperatorConfig:
             step_memory_request=e.get("BATON_STEP_MEMORY_REQUEST", d.step_memory_request),
             step_memory_limit=e.get("BATON_STEP_MEMORY_LIMIT", d.step_memory_limit),
             step_defaults=step_defaults(e.get("BATON_STEP_DEFAULTS", "")),
+            step_ttl_after_success=_seconds(e, "BATON_STEP_TTL_AFTER_SUCCESS"),
+            step_ttl_after_failure=_seconds(e, "BATON_STEP_TTL_AFTER_FAILURE"),
         )
+
+
+def _seconds(env: dict[str, str], name: str) -> int | None:
+    """A whole number of seconds ≥ 0, or None when unset or empty."""
+    raw = env.get(name, "").strip()
+    if not raw:
+        return None
+    value = int(raw)
+    if value < 0:
+        raise ValueError(f"{name}: expected seconds >= 0, got {raw}")
+    return value
 
 
 def step_defaults(text: str) -> dict[str, Any]:

@@ -26,12 +26,14 @@ from baton.repository import JobRepository
 from kubernetes import client
 
 from baton_operator.config import OperatorConfig
+from baton_operator.k8s.cleanup import ApiCleanup
 from baton_operator.k8s.cluster import ApiCluster, load_kube_config
 from baton_operator.k8s.labels import LABEL_ATTEMPT, LABEL_EXECUTION
 from baton_operator.k8s.resources import GROUP, TERMINAL_PHASES, VERSION
 from baton_operator.loop import Controller
 from baton_operator.metrics import API_WRITES, serve
 from baton_operator.reconcile import podhealth, selector
+from baton_operator.retention import Retention
 from baton_operator.ticker import PeeringGate, Ticker, own_namespace
 
 log = logging.getLogger("baton.operator")
@@ -100,8 +102,14 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         raise kopf.PermanentError("BATON_DB_URL is not set (the chart takes it from a Secret)")
     load_kube_config()
     repo = JobRepository(url)
+    memo["retention"] = Retention(ApiCleanup(_count_write), cfg)
     memo["controller"] = Controller(
-        repo, ApiCluster(_count_write), cfg, selector=SELECTOR, namespaces=NAMESPACES
+        repo,
+        ApiCluster(_count_write),
+        cfg,
+        selector=SELECTOR,
+        namespaces=NAMESPACES,
+        retention=memo["retention"],
     )
     memo["stuck"] = set()  # (namespace, execution): PodsReady=False (see pod_health_event)
     serve(cfg.metrics_port)
@@ -126,6 +134,7 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         active=gate,
         interval=cfg.poll_seconds,
         workers=max(1, (settings.execution.max_workers or 8) // 2),
+        chores=(memo["retention"].sweep,),  # finished executions whose TTL is up
     )
     ticker(memo).start()
     log.info(
@@ -216,10 +225,21 @@ def disrupted(status: Mapping[str, Any], **_: Any) -> bool:
 
 
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL_EXECUTION: kopf.PRESENT}, when=job_ended)
-def job_event(namespace: str | None, labels: kopf.Labels, memo: kopf.Memo, **_: Any) -> None:
-    """A step Job ended or went away: reconcile its owner."""
+def job_event(
+    type: str | None,
+    namespace: str | None,
+    body: kopf.Body,
+    labels: kopf.Labels,
+    memo: kopf.Memo,
+    **_: Any,
+) -> None:
+    """A step Job ended or went away: reconcile its owner; an ended Job of an execution
+    of ours gets its outcome's ttlSecondsAfterFinished (also those found at start)."""
     assert namespace is not None
-    _reconcile(memo, namespace, labels[LABEL_EXECUTION])
+    owned = _reconcile(memo, namespace, labels[LABEL_EXECUTION]) is not None
+    if owned and type != "DELETED" and not body.get("metadata", {}).get("deletionTimestamp"):
+        retention: Retention = memo["retention"]
+        retention.job_ended(body)
 
 
 @kopf.on.event("", "v1", "pods", labels={LABEL_EXECUTION: kopf.PRESENT}, when=disrupted)

@@ -18,6 +18,7 @@ from baton.core.status import BatchStatus
 from baton.repository import JobRepository
 from baton.spec.manifests import first_error
 from baton.spec.model import BatchJob
+from baton.spec.snapshot import job_of
 from pydantic import ValidationError
 
 from baton_operator.applier import Applier, Target
@@ -38,6 +39,7 @@ from baton_operator.reconcile.decide import reconcile
 from baton_operator.reconcile.podhealth import PodHealth
 from baton_operator.reconcile.selector import Requirement, matches
 from baton_operator.reconcile.state import RepositoryState
+from baton_operator.retention import Retention
 
 log = logging.getLogger("baton.operator")
 
@@ -58,10 +60,13 @@ class Controller:
         *,
         selector: tuple[Requirement, ...] = (),
         namespaces: frozenset[str] = frozenset(),
+        retention: Retention | None = None,
     ) -> None:
         """``selector``, ``namespaces``: the labels and namespaces of the executions
-        this operator owns (empty: all)."""
+        this operator owns (empty: all). ``retention``: told of every execution read,
+        to delete the finished ones when their TTL is up."""
         self.repo = repo
+        self.retention = retention
         self.cluster = cluster
         self.config = cfg
         self.selector = selector
@@ -85,6 +90,8 @@ class Controller:
             self._locks.pop((namespace, name), None)
             self._last_patch.pop((namespace, name), None)
         self.job_statuses.forget(namespace, name)
+        if self.retention is not None:
+            self.retention.forget(namespace, name)
         observe_phase(namespace, name, "", None)
 
     def deleted(
@@ -239,6 +246,7 @@ class Controller:
             if job_obj is not None:
                 job = self._parse_job(t, job_obj)
                 if job is None:
+                    self._retain(obj, None)
                     return False, phase
         try:
             repo_state = self.repository_state(t.status.execution_id)
@@ -246,6 +254,7 @@ class Controller:
             self.applier.follow(t, outcomes.lost(t.status, str(e), dt.datetime.now(dt.UTC)))
             return False, phase
         current = repo_state.execution
+        self._retain(obj, job_of(current) if current is not None else job)
         jobs = self.cluster.list_jobs(namespace, name) if current and current.status.running else []
         actions = reconcile(
             job,
@@ -269,6 +278,12 @@ class Controller:
             applied = self.applier.apply(t, action)
             changed |= applied and isinstance(action, CHANGES_STATE)
         return changed, phase
+
+    def _retain(self, obj: dict[str, Any], job: BatchJob | None) -> None:
+        """Tell retention about the execution as read, with its job's ttlStrategy (as
+        launched; the BatchJob itself for one never launched)."""
+        if self.retention is not None:
+            self.retention.note(obj, job.spec.ttl_strategy if job is not None else None)
 
     def _write_progress(self, t: Target, action: PatchStatus) -> None:
         """The mirrored status; progress-only changes (counts, percentages) at most

@@ -284,9 +284,12 @@ def step_job(
         {"metadata": {"labels": labels}, "spec": _pod_spec(container, grace, service_account)},
         [("stepDefaults", config.step_defaults), *(templates or [])],
     )
+    spec = _indexed(partitions, parallelism, backoff_limit_per_index, template)
+    if config.step_ttl_at_creation is not None:
+        spec["ttlSecondsAfterFinished"] = config.step_ttl_at_creation
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": _metadata(name, namespace, labels, annotation, (execution, uid), queue),
-        "spec": _indexed(partitions, parallelism, backoff_limit_per_index, template),
+        "spec": spec,
     }

@@ -41,8 +41,12 @@ class Ticker:
         active: Callable[[], bool] = lambda: True,
         interval: float = 2.0,
         workers: int = 4,
+        chores: tuple[Callable[[], object], ...] = (),
     ) -> None:
+        """``chores``: also run every round while active (e.g. deleting finished
+        executions whose TTL is up), each failure logged, never fatal."""
         self._reconcile = reconcile
+        self._chores = chores
         self._terminal = frozenset(terminal)
         self._active = active
         self.interval = interval
@@ -101,12 +105,23 @@ class Ticker:
             self._thread.join(timeout)
             self._thread = None
 
+    def chores(self) -> None:
+        """Run the chores once, if this replica is the active one."""
+        if not self._chores or not self._active():
+            return
+        for chore in self._chores:
+            try:
+                chore()
+            except Exception:
+                log.exception("ticker chore %s failed", getattr(chore, "__name__", chore))
+
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             try:
                 self.tick()
             except Exception:  # pragma: no cover - tick() already contains its errors
                 log.exception("ticker round failed")
+            self.chores()
 
 
 def peering_active(status: Mapping[str, Any] | None, priority: int, now: float) -> bool:

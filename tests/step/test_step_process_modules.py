@@ -67,6 +67,7 @@ TASKLET = {
     "baton.spec",
     "baton.spec.model",
     "baton.spec.refs",
+    "baton.spec.retention",
     "baton.spec.snapshot",
     "baton.spec.template",
     "baton.spec.values",

@@ -213,6 +213,13 @@ class ExecutionSpec(Model):
     service_account_name: str | None = Field(
         default=None, description="ServiceAccount of the step pods."
     )
+    ttl_seconds_after_finished: int | None = Field(
+        default=None,
+        ge=0,
+        description="Seconds after the execution ended (any terminal phase) before the "
+        "operator deletes this BatchExecution with its Jobs and pods; the repository keeps "
+        "its record (baton show, history). Wins over the BatchJob's spec.ttlStrategy.",
+    )
 
 
 # ---------------------------------------------------------------- BatchExecution status

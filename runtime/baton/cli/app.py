@@ -18,6 +18,7 @@ import typer
 import baton.cli.cluster as cluster
 import baton.cli.control as control
 import baton.cli.listings as listings
+import baton.cli.purge as purge
 import baton.cli.run as run
 import baton.cli.validate as validate
 from baton.cli.session import session
@@ -54,6 +55,7 @@ app.command()(listings.skips)
 app.command()(listings.results)
 app.command()(listings.history)
 app.command()(listings.steps)
+app.command("purge")(purge.purge_command)
 
 
 def run_cli(argv: Sequence[str] | None = None) -> int:

@@ -13,6 +13,7 @@ from pydantic.alias_generators import to_camel
 
 from baton.core.errors import InvalidParameters
 from baton.core.parameters import JobParameter, JobParameters, ParamType
+from baton.spec.retention import TtlStrategy
 from baton.spec.template import PodTemplate
 from baton.spec.values import typed_value
 
@@ -190,6 +191,9 @@ class JobSpec(Model):
     image: str | None = Field(default=None, description="Container image (cluster only).")
     template: PodTemplate | None = Field(
         default=None, description="Pod template overlay of every step pod (cluster only)."
+    )
+    ttl_strategy: TtlStrategy | None = Field(
+        default=None, description="When finished BatchExecutions are deleted (cluster only)."
     )
 
     @model_validator(mode="before")
