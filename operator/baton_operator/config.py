@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from baton.core.logformat import log_format
 from baton.spec.template import PodTemplate
 
 
@@ -26,6 +27,10 @@ class OperatorConfig:
     step_memory_limit: str = "512Mi"
     # chart stepDefaults: the first pod template layer of every step pod
     step_defaults: dict[str, Any] = field(default_factory=dict, hash=False)
+    # chart steps.logFormat: BATON_LOG_FORMAT of the step pods (text or json)
+    step_log_format: str = "text"
+    # chart logs.urlTemplate: status.logs links (baton_operator.loglinks); "" = none
+    logs_url_template: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> OperatorConfig:
@@ -43,6 +48,8 @@ class OperatorConfig:
             step_memory_request=e.get("BATON_STEP_MEMORY_REQUEST", d.step_memory_request),
             step_memory_limit=e.get("BATON_STEP_MEMORY_LIMIT", d.step_memory_limit),
             step_defaults=step_defaults(e.get("BATON_STEP_DEFAULTS", "")),
+            step_log_format=log_format(e.get("BATON_STEP_LOG_FORMAT")),
+            logs_url_template=e.get("BATON_LOGS_URL_TEMPLATE", d.logs_url_template),
         )
 
 
