@@ -125,7 +125,7 @@ class PodLogs:
         )
         try:
             pending = b""
-            for data in response.stream(65536, decode_content=True):
+            for data in response.stream(None, decode_content=True):  # chunk by chunk
                 pending += data
                 *complete, pending = pending.split(b"\n")
                 for line in complete:
