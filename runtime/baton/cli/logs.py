@@ -69,7 +69,8 @@ def global_options(
         chosen = log_format(log_format_)
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="'--log-format'") from None
-    os.environ[FORMAT_ENV] = chosen  # the step processes of a local run log alike
+    if chosen != "text" or FORMAT_ENV in os.environ:
+        os.environ[FORMAT_ENV] = chosen  # the step processes of a local run log alike
     if log_dir:
         os.environ[LOG_DIR_ENV] = log_dir
     configure_logging(chosen)
