@@ -96,7 +96,7 @@ def create(folder: Path, kind: UnitKind, step: str, partition: int | None) -> in
 def copy_output(pipe: IO[bytes], fd: int, echo: Callable[[str], object] | None) -> threading.Thread:
     """A thread copying ``pipe`` to the file ``fd`` (closed at the end) and, decoded,
     to ``echo`` (the executor's stderr by default), until the unit closes its end."""
-    show = echo if echo is not None else sys.stderr.write
+    show = echo if echo is not None else (lambda text: sys.stderr.write(text))  # as it is now
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
 
     def copy() -> None:
