@@ -94,7 +94,7 @@ def logs(
     context: Context = None,
     kubeconfig: Kubeconfig = None,
 ) -> None:
-    """Print the output of an execution's steps, each line prefixed by step[partition].
+    r"""Print the output of an execution's units, each line prefixed by step\[partition].
 
     With a BatchExecution NAME (or --namespace/--context), its step, compensation and
     callback pods; with an ID, what local runs of it and its earlier attempts kept."""
