@@ -109,6 +109,13 @@ def _jobs_importable(monkeypatch: pytest.MonkeyPatch) -> None:
     )
 
 
+@pytest.fixture(autouse=True)
+def _unit_logs_in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Local runs keep their units' output under the test's tmp_path, never in the
+    checkout (the default for a PostgreSQL repository is ./.baton/logs)."""
+    monkeypatch.setenv("BATON_LOG_DIR", str(tmp_path / "unit-logs"))
+
+
 def baton(
     *args: str,
     db: str,

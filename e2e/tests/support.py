@@ -14,6 +14,7 @@ from conftest import Database, Kubectl, Postgres
 REPO = Path(__file__).resolve().parents[2]
 RELEASE = "baton"
 SYSTEM = "baton-system"
+LOGS_URL = "https://logs.example/explore?q={app=%22x%22}&ns={namespace}&bx={execution}&s={step}"
 
 
 def apply_job(kubectl: Kubectl, ns: str, example: str) -> dict[str, Any]:
@@ -129,6 +130,7 @@ def install_operator(
         "--set", "operator.logLevel=debug",
         # executions labelled baton.dev/release belong to other releases (test_namespaces)
         "--set", "watch.labelSelector=!baton.dev/release",
+        "--set-string", f"logs.urlTemplate={LOGS_URL}",  # status.logs (test_logs)
         "--wait", "--timeout", "180s",
     )  # fmt: skip
     kubectl("-n", SYSTEM, "rollout", "status", "deploy/baton", "--timeout=180s", timeout=200)

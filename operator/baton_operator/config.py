@@ -7,6 +7,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
+from baton.core.logformat import log_format
 from baton.spec.template import PodTemplate
 
 
@@ -39,6 +40,10 @@ class OperatorConfig:
         to the outcome's own when it sees the Job end (see reconcile.retention)."""
         a, b = self.step_ttl_after_success, self.step_ttl_after_failure
         return None if a is None or b is None else max(a, b)
+    # chart steps.logFormat: BATON_LOG_FORMAT of the step pods (text or json)
+    step_log_format: str = "text"
+    # chart logs.urlTemplate: status.logs links (baton_operator.loglinks); "" = none
+    logs_url_template: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> OperatorConfig:
@@ -58,6 +63,8 @@ class OperatorConfig:
             step_defaults=step_defaults(e.get("BATON_STEP_DEFAULTS", "")),
             step_ttl_after_success=_seconds(e, "BATON_STEP_TTL_AFTER_SUCCESS"),
             step_ttl_after_failure=_seconds(e, "BATON_STEP_TTL_AFTER_FAILURE"),
+            step_log_format=log_format(e.get("BATON_STEP_LOG_FORMAT")),
+            logs_url_template=e.get("BATON_LOGS_URL_TEMPLATE", d.logs_url_template),
         )
 
 

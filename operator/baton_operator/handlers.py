@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import kopf
+from baton.core.logformat import FORMAT_ENV, configure_logging, log_format
 from baton.repository import JobRepository
 from kubernetes import client
 
@@ -96,6 +97,9 @@ def _peering_reader(settings: kopf.OperatorSettings) -> Any:
 
 @kopf.on.startup()
 def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    if log_format(os.environ.get(FORMAT_ENV)) == "json":  # chart operator.logFormat
+        # Kopf's own handler re-formatted, at the level Kopf chose
+        configure_logging("json", level=None, every_handler=True)
     cfg = OperatorConfig.from_env()
     url = os.environ.get("BATON_DB_URL")
     if not url:

@@ -134,6 +134,7 @@ def _env(
         # exits 9 (continue in a new pod) unless the job is STOPPING (spec.stop).
         {"name": "BATON_EXECUTOR", "value": "kubernetes"},
         {"name": "BATON_TERMINATION_GRACE_SECONDS", "value": str(grace)},
+        {"name": "BATON_LOG_FORMAT", "value": config.step_log_format},
     ]
     env += [{"name": k, "value": v} for k, v in sorted((extra_env or {}).items())]
     if partitions is not None:

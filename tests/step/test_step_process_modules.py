@@ -36,8 +36,8 @@ PROBE = (
 )
 
 # What every unit loads: the step runtime, the repository it records into (the whole
-# JobRepository facade), the snapshotted job spec's model and the import resolver
-# that builds the unit's code.
+# JobRepository facade), the snapshotted job spec's model, the import resolver
+# that builds the unit's code, and the log formatter (BATON_LOG_FORMAT, stdlib only).
 TASKLET = {
     "baton",
     "baton.core",
@@ -46,6 +46,7 @@ TASKLET = {
     "baton.core.entities",
     "baton.core.errors",
     "baton.core.exports",
+    "baton.core.logformat",
     "baton.core.parameters",
     "baton.core.restart",
     "baton.core.status",

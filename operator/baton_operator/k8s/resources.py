@@ -283,6 +283,9 @@ class ExecutionStatus(Mutable):
     write_count: int | None = Field(default=None, description="Items written, all steps.")
     skip_count: int | None = Field(default=None, description="Items skipped, all steps.")
     steps: list[StepStatus] | None = Field(default=None, description="Steps of this attempt.")
+    logs: dict[str, str] | None = Field(
+        default=None, description="A link per step to its logs (chart logs.urlTemplate)."
+    )
     start_time: str | None = Field(default=None, description="When the attempt started.")
     end_time: str | None = Field(default=None, description="When the attempt ended.")
     exit_description: str | None = Field(default=None, description="Why it ended so.")

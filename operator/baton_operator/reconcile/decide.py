@@ -26,6 +26,7 @@ from baton_operator.reconcile.actions import (
     StartExecution,
 )
 from baton_operator.reconcile.jobs import drive
+from baton_operator.reconcile.loglinks import log_links
 from baton_operator.reconcile.progress import step_statuses
 from baton_operator.reconcile.state import Draft, RepositoryState, Situation, flow_state
 
@@ -236,5 +237,17 @@ def _mirror(s: Situation, d: Draft) -> None:
     st.write_count = sum(x.write_count for x in steps)
     st.skip_count = sum(x.skip_count for x in steps)
     st.steps = steps
+    st.logs = log_links(s.config.logs_url_template, s.snapshot, _link_values(s))
     st.start_time, st.end_time = iso(current.start_time), iso(current.end_time)
     st.exit_description = current.exit_description.split("\n", 1)[0][:1000] or None
+
+
+def _link_values(s: Situation) -> dict[str, object]:
+    """The placeholders of ``status.logs`` links but ``{step}``."""
+    return {
+        "namespace": s.namespace,
+        "execution": s.execution.metadata.name,
+        "executionId": s.current.id,
+        "attempt": s.current.attempt,
+        "job": s.current.job_name,
+    }

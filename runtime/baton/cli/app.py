@@ -7,7 +7,6 @@ script (:func:`baton.cli.main`) hands it to :mod:`baton.step.entry` before this 
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import sys
@@ -19,10 +18,12 @@ import baton.cli.cluster as cluster
 import baton.cli.control as control
 import baton.cli.listings as listings
 import baton.cli.purge as purge
+import baton.cli.logs as logs
 import baton.cli.run as run
 import baton.cli.validate as validate
 from baton.cli.session import session
 from baton.core.errors import BatonError
+from baton.core.logformat import configure_logging
 from baton.core.status import ExitCode
 from baton.repository.engine import redact
 
@@ -38,6 +39,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+app.callback()(logs.global_options)  # --log-format, --log-dir
 # In the order `baton --help` lists them.
 app.command()(run.run)
 app.command("start-next")(run.start_next)
@@ -56,6 +58,7 @@ app.command()(listings.results)
 app.command()(listings.history)
 app.command()(listings.steps)
 app.command("purge")(purge.purge_command)
+app.command()(logs.logs)
 
 
 def run_cli(argv: Sequence[str] | None = None) -> int:
@@ -106,5 +109,5 @@ def _fail(message: str, code: int) -> int:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    configure_logging("text")  # --log-format json switches it
     sys.exit(run_cli())

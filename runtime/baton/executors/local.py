@@ -18,6 +18,7 @@ reach the database, the execution stays STARTED with this process gone: the next
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
 import time
@@ -34,6 +35,7 @@ from baton.core.errors import (
     UnexpectedJobExecutionState,
 )
 from baton.core.status import BatchStatus, ExitCode, UnitKind
+from baton.executors.logfiles import LOG_DIR_ENV, create, execution_dir, log_root
 from baton.executors.owner import owner_alive, this_owner
 from baton.executors.units import Running, UnitKey, spawn, thread
 from baton.flow.actions import Finish, PlanPartitions, RunCallback, RunCompensation, RunStep
@@ -74,6 +76,7 @@ class LocalExecutor:
         self._running: dict[UnitKey, Running] = {}
         self._db = Retrier("baton run")
         self._db_gave_up: str | None = None  # a unit that could not reach the database
+        self._log_failed = False  # unit output files could not be made (said once)
 
     def run(self, execution: JobExecution) -> JobExecution:
         job = job_of(execution)
@@ -190,8 +193,23 @@ class LocalExecutor:
         if self.in_process:
             running = thread(self.repo, execution.id, key, env or {}, self._stop_units)
         else:
-            running = spawn(self.repo.url, execution.id, key, env or {})
+            log_fd = self._log_file(execution, key)
+            running = spawn(self.repo.url, execution.id, key, env or {}, log_fd=log_fd)
         self._running[key] = running
+
+    def _log_file(self, execution: JobExecution, key: UnitKey) -> int | None:
+        """A new file for this run's output (see :mod:`baton.executors.logfiles`);
+        None, said once, when it cannot be made: the output then only goes to stderr."""
+        if self._log_failed:
+            return None
+        try:
+            root = log_root(self.repo.engine.url.database, os.environ.get(LOG_DIR_ENV))
+            folder = execution_dir(root, self._db(lambda: self.repo.repository_id), execution.id)
+            return create(folder, key.kind, key.step, key.partition)
+        except OSError as e:
+            self._log_failed = True
+            log.warning("unit output is not kept (baton logs cannot show it): %s", e)
+            return None
 
     def _reap(self, execution: JobExecution) -> None:
         """Wait a poll interval for units to end; record any that ended unrecorded."""
@@ -242,6 +260,7 @@ class LocalExecutor:
             if proc is not None:
                 proc.kill()
                 proc.wait()
+            running.done()  # a subprocess's last output reaches its log file
         self._running.clear()
 
     def _tick(self, execution: JobExecution) -> None:

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from baton.core.status import UnitKind
+from baton.executors.logfiles import copy_output
 from baton.repository import JobRepository
 from baton.step.entry import unit_argv
 from baton.step.runner import run_step
 
 _PR_SET_PDEATHSIG = 1
+COPY_DRAIN_SECONDS = 5.0  # a unit's grandchild may hold its output pipe: not forever
 
 
 def _die_with_parent() -> None:
@@ -45,15 +47,23 @@ class Running:
     """A unit in flight: a subprocess, or a thread when running in-process."""
 
     def __init__(
-        self, proc: subprocess.Popen[bytes] | None = None, thread: threading.Thread | None = None
+        self,
+        proc: subprocess.Popen[bytes] | None = None,
+        thread: threading.Thread | None = None,
+        copier: threading.Thread | None = None,
     ):
         self.proc = proc
         self.thread = thread
+        self.copier = copier  # copies the subprocess's output to its log file
         self.result: dict[str, Any] = {}
 
     def done(self) -> bool:
         if self.proc is not None:
-            return self.proc.poll() is not None
+            if self.proc.poll() is None:
+                return False
+            if self.copier is not None:  # its last lines reach the log first
+                self.copier.join(timeout=COPY_DRAIN_SECONDS)
+            return True
         assert self.thread is not None
         return not self.thread.is_alive()
 
@@ -69,13 +79,27 @@ class Running:
         return self.proc if self.proc is not None and self.proc.poll() is None else None
 
 
-def spawn(db_url: str, execution_id: int, key: UnitKey, env: dict[str, str]) -> Running:
+def spawn(
+    db_url: str, execution_id: int, key: UnitKey, env: dict[str, str], log_fd: int | None = None
+) -> Running:
     """Start the unit as ``python -m baton.step`` (`baton step` without the CLI's
-    imports: what pods run), dying with this process."""
+    imports: what pods run), dying with this process; with ``log_fd``, its output is
+    kept in that file too (:mod:`baton.executors.logfiles`)."""
     argv = unit_argv(execution_id, key.step, kind=key.kind, partition=key.partition)
     cmd = [sys.executable, "-m", "baton.step", *argv]
     full_env = dict(os.environ, BATON_DB_URL=db_url, **env)
-    return Running(proc=subprocess.Popen(cmd, env=full_env, preexec_fn=_die_with_parent))
+    if log_fd is None:
+        return Running(proc=subprocess.Popen(cmd, env=full_env, preexec_fn=_die_with_parent))
+    full_env["PYTHONUNBUFFERED"] = "1"
+    proc = subprocess.Popen(
+        cmd,
+        env=full_env,
+        preexec_fn=_die_with_parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert proc.stdout is not None
+    return Running(proc=proc, copier=copy_output(proc.stdout, log_fd, None))
 
 
 def thread(

@@ -134,8 +134,14 @@ class ChunkStep:
 
     def _loop(self) -> Outcome:
         self.ctx.chunk_number = int(self.ctx.step_context.get(CHUNKS_KEY, 0))
-        started = time.monotonic()
+        try:
+            return self._chunks(time.monotonic())
+        finally:
+            self.ctx.in_chunk = False
+
+    def _chunks(self, started: float) -> Outcome:
         while True:
+            self.ctx.in_chunk = False
             if self.ctx.stop_requested:
                 return self._signalled()
             if self._budget_spent(started):
@@ -147,6 +153,7 @@ class ChunkStep:
                     exit_code=CONTINUE,
                 )
             chunk_start = time.monotonic()
+            self.ctx.in_chunk = True
             chunk = self._read_chunk()
             if not chunk.items and not chunk.skips and chunk.end:
                 return Outcome(BatchStatus.COMPLETED, self.counts)

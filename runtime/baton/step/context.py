@@ -70,6 +70,7 @@ class StepContext:
     source_dir: Path | None
     attempt: int = 1
     chunk_number: int = 0
+    in_chunk: bool = False  # a chunk is being read, processed or written (logs say which)
     partition: Any = None
     compensation: dict[str, Any] | None = None
     execution: dict[str, Any] | None = None
@@ -92,6 +93,19 @@ class StepContext:
         restart, so an external writer can make its writes idempotent."""
         part = "" if self.partition_index is None else f"[{self.partition_index}]"
         return f"{self.job_name}/{self.instance_id}/{self.step_name}{part}/{self.chunk_number}"
+
+    def log_fields(self) -> dict[str, Any]:
+        """The unit's fields of a JSON log line (:mod:`baton.core.logformat`); the
+        chunk's number is the one in :attr:`chunk_id`."""
+        fields: dict[str, Any] = {
+            "execution": self.execution_id,
+            "step": self.step_name,
+            "partition": self.partition_index,
+            "attempt": self.attempt,
+        }
+        if self.in_chunk:
+            fields["chunk"] = self.chunk_number
+        return fields
 
     @property
     def stop_requested(self) -> bool:

@@ -11,18 +11,16 @@ that reads the execution anyway. The ``baton`` script (:func:`baton.cli.main`) h
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
 from baton.core.errors import BatonError
+from baton.core.logformat import FORMAT_ENV, configure_logging, log_format
 from baton.core.status import ExitCode, UnitKind
 from baton.repository import DEFAULT_URL, JobRepository
 from baton.step.runner import run_step
-
-LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
 def unit_argv(
@@ -111,7 +109,11 @@ def parser(prog: str = "baton step") -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, prog: str = "baton step") -> int:
     """Parse the ``baton step`` arguments, run the unit, return its exit code."""
     args = parser(prog).parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
+    try:
+        configure_logging(log_format(os.environ.get(FORMAT_ENV)))
+    except ValueError as e:
+        sys.stderr.write(f"error: {FORMAT_ENV}: {e}\n")
+        return int(ExitCode.USAGE)
     try:
         return int(
             run_unit(

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from baton.core.counts import Counts
 from baton.core.entities import StepExecution
 from baton.core.errors import BatonError, DatabaseUnavailable, InvalidDefinition, StepFenced
+from baton.core.logformat import bind_unit, unbind_unit
 from baton.core.status import BatchStatus, ExitCode, UnitKind
 from baton.repository import JobRepository
 from baton.repository.retry import Retrier
@@ -61,8 +62,12 @@ def run_step(
         return ExitCode.COMPLETED
     stop = stop or threading.Event()
     ctx = unit_context(repo, unit, stop)
-    with stop_on_signals(stop):
-        return _execute(repo, unit, ctx)
+    token = bind_unit(ctx.log_fields)
+    try:
+        with stop_on_signals(stop):
+            return _execute(repo, unit, ctx)
+    finally:
+        unbind_unit(token)
 
 
 def _execute(repo: JobRepository, unit: Unit, ctx: StepContext) -> ExitCode:
