@@ -17,8 +17,8 @@ import typer
 import baton.cli.cluster as cluster
 import baton.cli.control as control
 import baton.cli.listings as listings
-import baton.cli.purge as purge
 import baton.cli.logs as logs
+import baton.cli.purge as purge
 import baton.cli.run as run
 import baton.cli.validate as validate
 from baton.cli.session import session
