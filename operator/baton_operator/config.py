@@ -40,6 +40,7 @@ class OperatorConfig:
         to the outcome's own when it sees the Job end (see reconcile.retention)."""
         a, b = self.step_ttl_after_success, self.step_ttl_after_failure
         return None if a is None or b is None else max(a, b)
+
     # chart steps.logFormat: BATON_LOG_FORMAT of the step pods (text or json)
     step_log_format: str = "text"
     # chart logs.urlTemplate: status.logs links (baton_operator.loglinks); "" = none
