@@ -25,6 +25,7 @@ from baton_operator.reconcile.actions import (
     RequestStop,
     StartExecution,
 )
+from baton_operator.reconcile.deadlines import mirror_deadline, stop_at_deadline
 from baton_operator.reconcile.jobs import drive
 from baton_operator.reconcile.progress import step_statuses
 from baton_operator.reconcile.state import Draft, RepositoryState, Situation, flow_state
@@ -206,6 +207,7 @@ DECISIONS: tuple[Callable[[Situation, Draft], bool], ...] = (
     _restart,
     _auto_restart,
     _admit,
+    stop_at_deadline,
     _drive,
 )
 
@@ -219,6 +221,7 @@ def _mirror(s: Situation, d: Draft) -> None:
         f"JobExecution {current.id} (attempt {current.attempt}) of instance {current.instance_id}"
     )
     d.condition("Launched", "True", "Launched", text, s.now)
+    mirror_deadline(s, d)
     if (
         found is not phase
         and found is not None

@@ -9,6 +9,7 @@ snapshotted into the execution at launch. Its exit code is the contract of
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import resource
@@ -18,11 +19,12 @@ from typing import TYPE_CHECKING, Any
 from baton.core.counts import Counts
 from baton.core.entities import StepExecution
 from baton.core.errors import BatonError, DatabaseUnavailable, InvalidDefinition, StepFenced
-from baton.core.status import BatchStatus, ExitCode, UnitKind
+from baton.core.status import DEADLINE_EXCEEDED, BatchStatus, ExitCode, UnitKind
 from baton.repository import JobRepository
 from baton.repository.retry import Retrier
 from baton.spec.model import StepBody
 from baton.spec.refs import add_import_paths, build
+from baton.step import deadline
 from baton.step.context import StepContext
 from baton.step.failures import FATAL_ERRORS, describe_failure, error_text
 from baton.step.outcome import CONTINUE, Outcome
@@ -61,8 +63,46 @@ def run_step(
         return ExitCode.COMPLETED
     stop = stop or threading.Event()
     ctx = unit_context(repo, unit, stop)
-    with stop_on_signals(stop):
+    with stop_on_signals(stop), _timeout(repo, unit, ctx):
         return _execute(repo, unit, ctx)
+
+
+def _timeout(repo: JobRepository, unit: Unit, ctx: StepContext) -> Any:
+    """The unit's ``timeoutSeconds`` (see :mod:`baton.step.deadline`): the hard stop
+    only where this unit is the whole process (not a thread of the local executor)."""
+    timeout = unit.body.timeout_seconds
+    grace = deadline.grace_seconds(os.environ)
+    left = None
+    if timeout is not None:
+        left = deadline.time_left(timeout, unit.step.start_time, dt.datetime.now(dt.UTC))
+    alone = threading.current_thread() is threading.main_thread()
+    kill = (lambda: _killed(repo, unit, grace)) if alone else None
+    return deadline.enforced(left, ctx._timeout, grace, kill)
+
+
+def _killed(repo: JobRepository, unit: Unit, grace: float) -> None:
+    """Still running ``grace`` seconds after the timeout: record the unit FAILED
+    (its last checkpoint's counts and context stay) and exit at once."""
+    description = _timed_out_text(unit, killed_after=grace)
+    log.error("%s", description)
+    deadline.run_bounded(
+        lambda: repo.finish_step(
+            unit.step,
+            BatchStatus.FAILED,
+            exit_code=DEADLINE_EXCEEDED,
+            description=description,
+            peak_memory_kb=peak_memory_kb(),
+            only_running=True,
+        ),
+        seconds=5.0,
+    )
+    deadline.hard_exit(int(ExitCode.FATAL))
+
+
+def _timed_out_text(unit: Unit, **how: Any) -> str:
+    part = unit.step.partition
+    what = f"step '{unit.body.name}'" + ("" if part is None else f" partition {part}")
+    return deadline.timed_out_description(what, unit.body.timeout_seconds or 0, **how)
 
 
 def _execute(repo: JobRepository, unit: Unit, ctx: StepContext) -> ExitCode:
@@ -79,6 +119,10 @@ def _execute(repo: JobRepository, unit: Unit, ctx: StepContext) -> ExitCode:
         else:
             ended = Outcome(BatchStatus.COMPLETED, result=_run_tasklet(unit.body, ctx))
         delta = ctx.changes(context_before)  # a value that cannot be stored fails it here
+        if ctx.timed_out:
+            chunks = None if chunk is None else ctx.chunk_number
+            ended = deadline.overrun(ended, _timed_out_text(unit, chunks=chunks))
+            delta = delta if ended.status is BatchStatus.COMPLETED else None
     except DatabaseUnavailable:
         raise
     except StepFenced as e:
@@ -88,8 +132,9 @@ def _execute(repo: JobRepository, unit: Unit, ctx: StepContext) -> ExitCode:
         _record_failure(repo, unit, ctx, e, chunk.counts if chunk is not None else None)
         if isinstance(e, KeyboardInterrupt | SystemExit):
             raise
-        return ExitCode.FATAL if isinstance(e, FATAL_ERRORS) else ExitCode.FAILED
-    if ctx.stop_requested:
+        fatal = isinstance(e, FATAL_ERRORS) or ctx.timed_out
+        return ExitCode.FATAL if fatal else ExitCode.FAILED
+    if ctx.stop_requested and not ctx.timed_out:
         _request_job_stop(repo, unit.execution.id)
     return _completed(repo, unit, ctx, ended, delta)
 
@@ -99,13 +144,16 @@ def _record_failure(
 ) -> None:
     """Record the unit FAILED, with the error's line and traceback."""
     log.error("step %s failed: %s", unit.body.name, error_text(e))
+    description, code = describe_failure(e), "FAILED"
+    if ctx.timed_out:  # failed while stopping for its timeout: the timeout is why
+        description, code = f"{_timed_out_text(unit)}; then {description}", DEADLINE_EXCEEDED
     _finish_step(
         repo,
         unit.step,
         BatchStatus.FAILED,
         context=ctx.step_context,
-        exit_code="FAILED",
-        description=describe_failure(e),
+        exit_code=code,
+        description=description,
         peak_memory_kb=peak_memory_kb(),
         counts=counts,
         only_running=True,
@@ -139,6 +187,8 @@ def _completed(
         return ExitCode.FATAL
     if ended.exit_code == CONTINUE:
         return ExitCode.CONTINUE
+    if ended.exit_code == DEADLINE_EXCEEDED:
+        return ExitCode.FATAL  # a pod retry would only time out again: not retried
     return ExitCode.for_status(ended.status)
 
 
