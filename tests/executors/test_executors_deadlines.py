@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import re
 from pathlib import Path
 from typing import Any
 
@@ -172,3 +173,23 @@ def test_run_deadline_fails_the_execution_then_restart_completes(sqlite_url: str
     r = baton("restart", "1", "--no-progress", db=sqlite_url)
     assert r.returncode == 0, r.stdout + r.stderr
     assert out_rows(sqlite_url) == (200, 200, 200)
+
+
+@pytest.mark.slow
+def test_run_deadline_kills_a_unit_that_does_not_stop(sqlite_url: str, tmp_path: Path) -> None:
+    manifest = tmp_path / "hang.yaml"
+    manifest.write_text(
+        "apiVersion: baton.dev/v1alpha1\nkind: BatchJob\nmetadata: {name: hang}\n"
+        "spec:\n  steps:\n    - {name: hang, tasklet: 'deadlinejobs:stubborn'}\n"
+    )
+    env = {"DEADLINE_TEST_SLEEP": "300", "BATON_TERMINATION_GRACE_SECONDS": "0.5"}
+    r = baton("run", str(manifest), "--deadline", "3", "--no-progress", db=sqlite_url, env=env)
+    assert r.returncode == 1, r.stdout + r.stderr
+    shown = json.loads(baton("show", "1", "--json", db=sqlite_url).stdout)
+    assert (shown["status"], shown["exitCode"]) == ("FAILED", DEADLINE_EXCEEDED)
+    [hang] = shown["steps"]
+    # SIGKILLed after the grace period (SIGTERM, had it come before the process was up)
+    assert hang["status"] == "FAILED", hang
+    assert re.search(r"its process ended with exit code -(9|15)\b", hang["exitDescription"])
+    r = baton("restart", "1", "--no-progress", db=sqlite_url, env={"DEADLINE_TEST_SLEEP": "0"})
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -226,6 +226,12 @@ class LocalExecutor:
         )
         if record is not None and (record.status.terminal or record.exit_code == CONTINUE):
             return
+        if (
+            record is None
+            and code == ExitCode.STOPPED
+            and self.repo.get_execution(execution.id).status is BatchStatus.STOPPING
+        ):
+            return  # it found the job STOPPING and never started: nothing ran
         if record is None:
             record = self.repo.open_step(
                 execution, key.step, key.partition, worker=None, kind=key.kind
