@@ -44,13 +44,17 @@ def time_left(timeout: float, started: dt.datetime | None, now: dt.datetime) -> 
     return timeout - used
 
 
+def timed_out_head(what: str, timeout: int) -> str:
+    return f"{DEADLINE_EXCEEDED}: {what} ran past its timeoutSeconds ({timeout}s)"
+
+
 def timed_out_description(
     what: str, timeout: int, *, chunks: int | None = None, killed_after: float | None = None
 ) -> str:
     """First line: what ``baton show`` and the execution's end say. ``chunks``: the
     chunks committed when a chunk loop stopped (None: a tasklet); ``killed_after``:
     the grace period the unit overran."""
-    head = f"{DEADLINE_EXCEEDED}: {what} ran past its timeoutSeconds ({timeout}s)"
+    head = timed_out_head(what, timeout)
     if killed_after is not None:
         return f"{head}; killed {killed_after:g}s later (grace period) before a chunk boundary"
     if chunks is None:

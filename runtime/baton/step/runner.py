@@ -61,13 +61,13 @@ def run_step(
     add_import_paths([unit.execution.source_dir, os.getcwd()])
     if unit.step.status is BatchStatus.COMPLETED:
         return ExitCode.COMPLETED
-    stop = stop or threading.Event()
-    ctx = unit_context(repo, unit, stop)
-    with stop_on_signals(stop), _timeout(repo, unit, ctx):
+    stop, expired = stop or threading.Event(), threading.Event()
+    ctx = unit_context(repo, unit, stop, expired)
+    with stop_on_signals(stop), _timeout(repo, unit, expired):
         return _execute(repo, unit, ctx)
 
 
-def _timeout(repo: JobRepository, unit: Unit, ctx: StepContext) -> Any:
+def _timeout(repo: JobRepository, unit: Unit, expired: threading.Event) -> Any:
     """The unit's ``timeoutSeconds`` (see :mod:`baton.step.deadline`): the hard stop
     only where this unit is the whole process (not a thread of the local executor)."""
     timeout = unit.body.timeout_seconds
@@ -77,7 +77,7 @@ def _timeout(repo: JobRepository, unit: Unit, ctx: StepContext) -> Any:
         left = deadline.time_left(timeout, unit.step.start_time, dt.datetime.now(dt.UTC))
     alone = threading.current_thread() is threading.main_thread()
     kill = (lambda: _killed(repo, unit, grace)) if alone else None
-    return deadline.enforced(left, ctx._timeout, grace, kill)
+    return deadline.enforced(left, expired, grace, kill)
 
 
 def _killed(repo: JobRepository, unit: Unit, grace: float) -> None:
@@ -99,10 +99,13 @@ def _killed(repo: JobRepository, unit: Unit, grace: float) -> None:
     deadline.hard_exit(int(ExitCode.FATAL))
 
 
-def _timed_out_text(unit: Unit, **how: Any) -> str:
+def _unit_what(unit: Unit) -> str:
     part = unit.step.partition
-    what = f"step '{unit.body.name}'" + ("" if part is None else f" partition {part}")
-    return deadline.timed_out_description(what, unit.body.timeout_seconds or 0, **how)
+    return f"step '{unit.body.name}'" + ("" if part is None else f" partition {part}")
+
+
+def _timed_out_text(unit: Unit, **how: Any) -> str:
+    return deadline.timed_out_description(_unit_what(unit), unit.body.timeout_seconds or 0, **how)
 
 
 def _execute(repo: JobRepository, unit: Unit, ctx: StepContext) -> ExitCode:
@@ -146,7 +149,8 @@ def _record_failure(
     log.error("step %s failed: %s", unit.body.name, error_text(e))
     description, code = describe_failure(e), "FAILED"
     if ctx.timed_out:  # failed while stopping for its timeout: the timeout is why
-        description, code = f"{_timed_out_text(unit)}; then {description}", DEADLINE_EXCEEDED
+        head = deadline.timed_out_head(_unit_what(unit), unit.body.timeout_seconds or 0)
+        description, code = f"{head}; then {description}", DEADLINE_EXCEEDED
     _finish_step(
         repo,
         unit.step,
