@@ -241,6 +241,8 @@ class Applier:
             action.execution_id,
             BatchStatus.STOPPING,
             action="stop",
+            exit_code=action.exit_code,
+            description=action.description,
         )
         return True
 
@@ -283,7 +285,7 @@ class Applier:
         return True
 
     def _finish(self, t: Target, action: FinishExecution) -> bool:
-        self.repo.finish(action.execution_id, action.status, action.description)
+        self.repo.finish(action.execution_id, action.status, action.description, action.exit_code)
         return True
 
     def _abandon(self, t: Target, action: AbandonExecution) -> bool:

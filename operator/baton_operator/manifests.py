@@ -220,11 +220,19 @@ def _indexed(
     parallelism: int | None,
     backoff_limit_per_index: int,
     template: dict[str, Any],
+    active_deadline_seconds: int | None = None,
 ) -> dict[str, Any]:
     """An Indexed Job's spec: one index per pending partition (one for a plain unit),
-    exit codes mapped by the pod failure policy."""
+    exit codes mapped by the pod failure policy; ``active_deadline_seconds``: the
+    last-resort hard stop of the execution's deadline."""
     completions = 1 if partitions is None else len(partitions)
+    deadline = (
+        {}
+        if active_deadline_seconds is None
+        else {"activeDeadlineSeconds": active_deadline_seconds}
+    )
     return {
+        **deadline,
         "completionMode": "Indexed",
         "completions": completions,
         "parallelism": max(1, min(parallelism or completions, completions)),
@@ -257,6 +265,7 @@ def step_job(
     secret_env: list[dict[str, Any]] | None = None,
     queue: str | None = None,
     templates: list[tuple[str, dict[str, Any] | None]] | None = None,
+    active_deadline_seconds: int | None = None,
 ) -> dict[str, Any]:
     """The Job that runs ``step`` of JobExecution ``execution_id`` (all its pending
     ``partitions`` when given; one ``partition`` of a compensation), owned by the
@@ -285,7 +294,9 @@ def step_job(
         {"metadata": {"labels": labels}, "spec": _pod_spec(container, grace, service_account)},
         [("stepDefaults", config.step_defaults), *(templates or [])],
     )
-    spec = _indexed(partitions, parallelism, backoff_limit_per_index, template)
+    spec = _indexed(
+        partitions, parallelism, backoff_limit_per_index, template, active_deadline_seconds
+    )
     if config.step_ttl_at_creation is not None:
         spec["ttlSecondsAfterFinished"] = config.step_ttl_at_creation
     return {

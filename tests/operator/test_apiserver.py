@@ -386,11 +386,12 @@ def test_cluster_cli_creates_and_patches_executions(cluster: Path) -> None:
 
     made = baton(
         "start", "count-numbers", "-p", "count=12", "--ctx", "region=eu", "--ctx", "limit=3",
-        "--name", "cli-1",
+        "--name", "cli-1", "--deadline", "90",
     )  # fmt: skip
     assert made.returncode == 0, made.stderr
     assert "batchexecution/cli-1 created" in made.stdout
     assert _get("cli-1")["spec"]["parameters"] == {"count": "12"}
+    assert _get("cli-1")["spec"]["deadlineSeconds"] == 90
     assert _get("cli-1")["spec"]["context"] == {"region": "eu", "limit": 3}
     listed = baton("executions", "--job", "count-numbers")
     assert "cli-1" in listed.stdout

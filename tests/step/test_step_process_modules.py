@@ -74,6 +74,7 @@ TASKLET = {
     "baton.spec.values",
     "baton.step",
     "baton.step.context",
+    "baton.step.deadline",
     "baton.step.entry",
     "baton.step.failures",
     "baton.step.outcome",

@@ -125,10 +125,13 @@ class ClusterJobOperator:
         name: str | None = None,
         working_dir: str | None = None,
         context: Mapping[str, Any] | None = None,
+        deadline_seconds: int | None = None,
     ) -> dict[str, Any]:
         spec: dict[str, Any] = {"job": job, "parameters": dict(params or {})}
         if working_dir:
             spec["workingDir"] = working_dir
+        if deadline_seconds is not None:
+            spec["deadlineSeconds"] = deadline_seconds
         if context:
             spec["context"] = dict(context)
         body = {

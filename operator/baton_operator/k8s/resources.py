@@ -205,6 +205,14 @@ class ExecutionSpec(Model):
         description="After a stop request, how long pods may take to reach a chunk "
         "boundary before the operator deletes them (SIGTERM: the same graceful stop).",
     )
+    deadline_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="Deadline of each attempt, from its start (queueing not counted): "
+        "then the execution is stopped as spec.stop does (pods deleted after "
+        "stopGracePeriodSeconds) and ends Failed with condition DeadlineExceeded; a "
+        "restart resumes from the checkpoints with a fresh deadline.",
+    )
     working_dir: str | None = Field(
         default=None,
         description="Directory inside the image that holds the job's code (importable by "

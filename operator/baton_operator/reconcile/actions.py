@@ -49,6 +49,8 @@ class CreateJob:
 @dataclass(frozen=True)
 class RequestStop:
     execution_id: int
+    exit_code: str | None = None  # DeadlineExceeded: the stop of a deadline
+    description: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,7 @@ class FinishExecution:
     execution_id: int
     status: BatchStatus
     description: str
+    exit_code: str | None = None  # default: the status's name
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from baton_operator.reconcile.actions import (
     RequestStop,
     StartExecution,
 )
+from baton_operator.reconcile.deadlines import mirror_deadline, stop_at_deadline
 from baton_operator.reconcile.jobs import drive
 from baton_operator.reconcile.loglinks import log_links
 from baton_operator.reconcile.progress import step_statuses
@@ -207,6 +208,7 @@ DECISIONS: tuple[Callable[[Situation, Draft], bool], ...] = (
     _restart,
     _auto_restart,
     _admit,
+    stop_at_deadline,
     _drive,
 )
 
@@ -220,6 +222,7 @@ def _mirror(s: Situation, d: Draft) -> None:
         f"JobExecution {current.id} (attempt {current.attempt}) of instance {current.instance_id}"
     )
     d.condition("Launched", "True", "Launched", text, s.now)
+    mirror_deadline(s, d)
     if (
         found is not phase
         and found is not None

@@ -16,6 +16,7 @@ from baton.flow.actions import (
     RunStep,
     Wait,
 )
+from baton.flow.deadlines import finish_of
 from baton.flow.engine import next_actions
 
 from baton_operator.k8s.cluster import ObservedJob
@@ -31,6 +32,7 @@ from baton_operator.reconcile.actions import (
     MarkCompensating,
     PlanStepPartitions,
 )
+from baton_operator.reconcile.deadlines import job_active_deadline
 from baton_operator.reconcile.state import Draft, Situation
 from baton_operator.valuefrom import secret_env
 
@@ -42,7 +44,10 @@ def drive(s: Situation, d: Draft) -> bool:
         if isinstance(act, Finish):
             if any(r.status.running for r in s.repo.steps):
                 continue  # never end an execution under a running unit
-            d.actions.append(FinishExecution(s.current.id, act.status, act.description))
+            act = finish_of(act, s.current, s.repo.steps)
+            d.actions.append(
+                FinishExecution(s.current.id, act.status, act.description, act.exit_code)
+            )
             kind = "Normal" if act.status is BatchStatus.COMPLETED else "Warning"
             text = act.description or act.status.value
             d.actions.append(Event(kind, Phase.of(act.status).value, text))
@@ -96,6 +101,7 @@ def _job_for(
         secret_env=secret_env(spec.parameters),
         queue=s.snapshot.spec.queue,
         templates=[*step_layers(s.snapshot.spec, step), ("BatchExecution template", launch)],
+        active_deadline_seconds=job_active_deadline(s) if kind is UnitKind.STEP else None,
     )
 
 

@@ -24,7 +24,9 @@ def launched(
     """A JobExecution now answers the BatchExecution: a fresh status for it, bound to
     the repository that launched it (``repository_id``: see ``reconcile.foreign``)."""
     # (PodsReady: the pods of an earlier attempt, gone)
-    conditions = without(status.conditions or [], "Rejected", "Restarted", "PodsReady")
+    conditions = without(
+        status.conditions or [], "Rejected", "Restarted", "PodsReady", "DeadlineExceeded"
+    )
     text = (
         f"JobExecution {execution.id} (attempt {execution.attempt}) "
         f"of instance {execution.instance_id}"

@@ -103,6 +103,15 @@ def start(
     namespace: Namespace = None,
     context: Context = None,
     kubeconfig: Kubeconfig = None,
+    deadline: Annotated[
+        int | None,
+        typer.Option(
+            "--deadline",
+            metavar="SECONDS",
+            min=1,
+            help="spec.deadlineSeconds: Failed (DeadlineExceeded) if an attempt runs longer.",
+        ),
+    ] = None,
 ) -> None:
     """Create a BatchExecution of JOB in the cluster (the operator runs it)."""
     op = _operator(namespace, context, kubeconfig)
@@ -112,6 +121,7 @@ def start(
         name=name,
         working_dir=working_dir,
         context=parse_cli_context(ctx or []),
+        deadline_seconds=deadline,
     )
     if wait:
         created = op.wait(created["metadata"]["name"])

@@ -40,6 +40,16 @@ Launch = Callable[[JobOperator, Launched], JobExecution]
 Manifest = Annotated[
     str, typer.Argument(help="BatchJob YAML, a .py file or a module with @baton.job.")
 ]
+Deadline = Annotated[
+    float | None,
+    typer.Option(
+        "--deadline",
+        metavar="SECONDS",
+        min=1,
+        help="Fail the execution (DeadlineExceeded, exit 1; restartable) if it runs "
+        "longer: its steps stop at a chunk boundary, killed after the grace period.",
+    ),
+]
 
 
 class ProgressView:
@@ -90,7 +100,9 @@ class ProgressView:
             self.progress.update(self.tasks[key], completed=done, total=total, **fields)
 
 
-def _execute(db: str, as_json: bool, no_progress: bool, launch: Launch) -> None:
+def _execute(
+    db: str, as_json: bool, no_progress: bool, launch: Launch, deadline: float | None = None
+) -> None:
     """Shared by run/start-next/restart: print the id, show progress, map the exit code."""
     repo = session.repository(db, interactive=False)  # the executor: waits for step locks
     info = session.err if as_json else session.out
@@ -105,7 +117,8 @@ def _execute(db: str, as_json: bool, no_progress: bool, launch: Launch) -> None:
         )
 
     with view:
-        final = launch(JobOperator(repo, on_tick=view.tick), launched)
+        operator = JobOperator(repo, on_tick=view.tick, deadline_seconds=deadline)
+        final = launch(operator, launched)
         view.tick(final, repo.step_executions(final.id))
     if as_json:
         print_json(execution_view(final, repo.step_executions(final.id)))
@@ -125,9 +138,12 @@ def run(
     db: Db = DEFAULT_URL,
     as_json: AsJson = False,
     no_progress: NoProgress = False,
+    deadline: Deadline = None,
 ) -> None:
     """Run a job locally to the end (restarts a FAILED/STOPPED instance with these parameters)."""
-    _run_manifest(manifest, param, ctx, job, db, as_json, no_progress, next_instance=False)
+    _run_manifest(
+        manifest, param, ctx, job, db, as_json, no_progress, deadline, next_instance=False
+    )
 
 
 def start_next(
@@ -138,9 +154,10 @@ def start_next(
     db: Db = DEFAULT_URL,
     as_json: AsJson = False,
     no_progress: NoProgress = False,
+    deadline: Deadline = None,
 ) -> None:
     """Run a new instance of a job that has an incrementer (next run.id)."""
-    _run_manifest(manifest, param, ctx, job, db, as_json, no_progress, next_instance=True)
+    _run_manifest(manifest, param, ctx, job, db, as_json, no_progress, deadline, next_instance=True)
 
 
 def _run_manifest(
@@ -151,6 +168,7 @@ def _run_manifest(
     db: str,
     as_json: bool,
     no_progress: bool,
+    deadline: float | None,
     *,
     next_instance: bool,
 ) -> None:
@@ -162,7 +180,7 @@ def _run_manifest(
         start = op.start_next_instance if next_instance else op.start
         return start(entry, params, on_launched=launched, context=context)
 
-    _execute(db, as_json, no_progress, launch)
+    _execute(db, as_json, no_progress, launch, deadline)
 
 
 def restart(
@@ -173,12 +191,17 @@ def restart(
     namespace: Namespace = None,
     context: Context = None,
     kubeconfig: Kubeconfig = None,
+    deadline: Deadline = None,
 ) -> None:
     """Restart a FAILED or STOPPED execution from its last checkpoint.
 
     With a BatchExecution NAME (or --namespace/--context), bump its spec.restart."""
     in_cluster = cluster_for(target, namespace, context, kubeconfig)
     if in_cluster is not None:
+        if deadline is not None:
+            raise typer.BadParameter(
+                "a BatchExecution's deadline is its spec.deadlineSeconds", param_hint="--deadline"
+            )
         return report_object(in_cluster.restart(target), as_json)
     restarted = id_of(target)
     _execute(
@@ -186,4 +209,5 @@ def restart(
         as_json,
         no_progress,
         lambda op, launched: op.restart(restarted, on_launched=launched),
+        deadline,
     )

@@ -60,6 +60,11 @@ class ExitCode(IntEnum):
         }.get(status, cls.FAILED)
 
 
+DEADLINE_EXCEEDED = "DeadlineExceeded"
+"""Exit code (and description prefix) of a step that ran past its ``timeoutSeconds`` and
+of an execution that ended FAILED for it or for its own deadline (``deadlineSeconds``,
+``baton run --deadline``); the operator's BatchExecution condition type too."""
+
 # What the flow can end an execution with (``JobRepository.finish``, from any running status).
 OUTCOMES = frozenset(
     {

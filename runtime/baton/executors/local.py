@@ -35,10 +35,12 @@ from baton.core.errors import (
     UnexpectedJobExecutionState,
 )
 from baton.core.status import BatchStatus, ExitCode, UnitKind
+from baton.executors.deadline import DeadlineWatch
 from baton.executors.logfiles import LOG_DIR_ENV, create, execution_dir, log_root
 from baton.executors.owner import owner_alive, this_owner
 from baton.executors.units import Running, UnitKey, spawn, thread
 from baton.flow.actions import Finish, PlanPartitions, RunCallback, RunCompensation, RunStep
+from baton.flow.deadlines import finish_of
 from baton.flow.engine import next_actions
 from baton.flow.partitions import plan_partitions
 from baton.flow.state import CONTINUE, FlowState, Key
@@ -46,6 +48,7 @@ from baton.repository import JobRepository
 from baton.repository.retry import Retrier, retry_budget
 from baton.spec.model import BatchJob
 from baton.spec.snapshot import job_of
+from baton.step.deadline import grace_seconds
 from baton.step.signals import handling_stop_signals
 
 log = logging.getLogger("baton.executor")
@@ -66,8 +69,10 @@ class LocalExecutor:
         in_process: bool = False,
         on_tick: Tick | None = None,
         poll_seconds: float = 0.2,
+        deadline_seconds: float | None = None,
     ):
         self.repo = repo
+        self._deadline = DeadlineWatch(repo, deadline_seconds, grace_seconds(os.environ))
         self.in_process = in_process
         self.on_tick = on_tick
         self.poll = poll_seconds
@@ -136,6 +141,7 @@ class LocalExecutor:
         while True:
             current = self._db(partial(self.repo.get_execution, execution.id))
             execution = self._honour_signal(current)
+            execution = self._deadline.check(execution, self._running.values(), self._stop_units)
             if execution.status.terminal:
                 raise _ended_elsewhere(execution)
             records = self._db(partial(self.repo.step_executions, execution.id))
@@ -147,7 +153,7 @@ class LocalExecutor:
             for action in next_actions(job.spec, state):
                 if isinstance(action, Finish):
                     if not self._running:
-                        return self._finish(execution, action)
+                        return self._finish(execution, finish_of(action, execution, records))
                 elif isinstance(action, PlanPartitions):
                     self._db(partial(plan_partitions, self.repo, execution, job, action.step))
                     replan = True
@@ -237,6 +243,12 @@ class LocalExecutor:
         )
         if record is not None and (record.status.terminal or record.exit_code == CONTINUE):
             return
+        if (
+            record is None
+            and code == ExitCode.STOPPED
+            and self.repo.get_execution(execution.id).status is BatchStatus.STOPPING
+        ):
+            return  # it found the job STOPPING and never started: nothing ran
         if record is None:
             record = self.repo.open_step(
                 execution, key.step, key.partition, worker=None, kind=key.kind
@@ -354,7 +366,9 @@ class LocalExecutor:
     def _finish(self, execution: JobExecution, action: Finish) -> JobExecution:
         try:
             return self._db(
-                lambda: self.repo.finish(execution.id, action.status, action.description)
+                lambda: self.repo.finish(
+                    execution.id, action.status, action.description, action.exit_code
+                )
             )
         except UnexpectedJobExecutionState:
             current = self._db(partial(self.repo.get_execution, execution.id))

@@ -54,6 +54,8 @@ class Wait:
 class Finish:
     status: BatchStatus
     description: str = ""
+    exit_code: str | None = None
+    """The execution's exit code (default: the status's name), e.g. DeadlineExceeded."""
 
 
 Action = PlanPartitions | RunStep | RunCompensation | RunCallback | Wait | Finish

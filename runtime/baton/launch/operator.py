@@ -34,8 +34,10 @@ class JobOperator:
         in_process: bool = False,
         on_tick: Tick | None = None,
         check_imports: bool = True,
+        deadline_seconds: float | None = None,
     ):
         self.repository = repository
+        self.deadline_seconds = deadline_seconds  # of each execution this runs
         self.explorer = JobExplorer(repository)
         self.in_process = in_process
         self.on_tick = on_tick
@@ -85,7 +87,12 @@ class JobOperator:
 
     def run(self, execution: JobExecution) -> JobExecution:
         """Run a STARTING (or COMPENSATING) execution to a terminal state on this machine."""
-        executor = LocalExecutor(self.repository, in_process=self.in_process, on_tick=self.on_tick)
+        executor = LocalExecutor(
+            self.repository,
+            in_process=self.in_process,
+            on_tick=self.on_tick,
+            deadline_seconds=self.deadline_seconds,
+        )
         return executor.run(execution)
 
     def start(

@@ -44,7 +44,13 @@ class ExecutionControl(ExecutionReader, Protocol):
         decide: Callable[[JobExecution], BatchStatus | None] | None = None,
     ) -> JobExecution: ...
 
-    def finish(self, execution_id: int, status: BatchStatus, description: str) -> JobExecution: ...
+    def finish(
+        self,
+        execution_id: int,
+        status: BatchStatus,
+        description: str,
+        exit_code: str | None = None,
+    ) -> JobExecution: ...
 
     def end_orphaned(
         self, execution: JobExecution, status: BatchStatus, description: str, action: str

@@ -69,13 +69,20 @@ class Transitions(ExecutionQueries):
                 return self.get_execution(execution_id)
         raise OptimisticLockingFailure(f"execution {execution_id} keeps changing; try again")
 
-    def finish(self, execution_id: int, status: BatchStatus, description: str) -> JobExecution:
-        """End a running execution with the flow's outcome (both executors use this)."""
+    def finish(
+        self,
+        execution_id: int,
+        status: BatchStatus,
+        description: str,
+        exit_code: str | None = None,
+    ) -> JobExecution:
+        """End a running execution with the flow's outcome (both executors use this);
+        ``exit_code`` defaults to the status's name."""
         return self.transition(
             execution_id,
             status,
             action="finish",
-            exit_code=status.value,
+            exit_code=exit_code or status.value,
             description=description,
             end=True,
         )

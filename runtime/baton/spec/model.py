@@ -54,6 +54,25 @@ class ParameterSpec(Model):
         return self
 
 
+class RetryBackoff(Model):
+    """Spacing of chunk and item retries: the n-th retry waits
+    min(initialSeconds * factor**(n-1), maxSeconds). The wait ends early on a stop or
+    a deadline (the chunk is then not committed, and the step stops at its last one)."""
+
+    initial_seconds: float = Field(default=1.0, ge=0, description="Wait before the 1st retry.")
+    factor: float = Field(default=2.0, ge=1, le=100, description="Growth per further retry.")
+    max_seconds: float = Field(default=60.0, ge=0, description="Longest wait.")
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt`` (1-based)."""
+        wait = self.initial_seconds if attempt >= 1 else 0.0
+        for _ in range(attempt - 1):  # grown step by step: never overflows
+            if wait >= self.max_seconds or self.factor == 1:
+                break
+            wait *= self.factor
+        return float(min(wait, self.max_seconds))
+
+
 class ChunkSpec(Model):
     """Read → process → write, ``size`` items per chunk, one checkpoint per chunk."""
 
@@ -70,6 +89,9 @@ class ChunkSpec(Model):
     skip: list[str] = Field(default_factory=list, description="Skippable exception types.")
     retry_limit: int = Field(default=0, ge=0, description="Retries per item or chunk.")
     retry: list[str] = Field(default_factory=list, description="Retryable exception types.")
+    retry_backoff: RetryBackoff | None = Field(
+        default=None, description="Wait between retries (default: retry at once)."
+    )
 
 
 class PartitionsSpec(Model):
@@ -116,6 +138,13 @@ class StepBody(Model):
         default=None,
         ge=1,
         description="Time budget per incarnation; the step checkpoints and continues in a new one.",
+    )
+    timeout_seconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="Deadline of each unit (the step, or each partition) in an attempt, "
+        "from when its process starts it: then it stops at a chunk boundary (killed after "
+        "the grace period) and the execution fails with DeadlineExceeded; restartable.",
     )
     image: str | None = Field(default=None, description="This step's image (cluster only).")
     template: PodTemplate | None = Field(

@@ -45,7 +45,13 @@ from baton.repository.retry import (
     retry_budget,
 )
 from baton.spec.model import ChunkSpec
-from baton.step.components import FaultPolicy, build_processor, build_reader, build_writer
+from baton.step.components import (
+    FaultPolicy,
+    RetryInterrupted,
+    build_processor,
+    build_reader,
+    build_writer,
+)
 from baton.step.context import StepContext
 from baton.step.failures import error_text
 from baton.step.outcome import CONTINUE, Outcome
@@ -84,7 +90,7 @@ class ChunkStep:
         self.step = step
         self.spec = spec
         self.ctx = ctx
-        self.policy = FaultPolicy(spec)
+        self.policy = FaultPolicy(spec, ctx.pause)
         self.reader = build_reader(spec, ctx)
         self.process = build_processor(spec, ctx)
         self.writer = build_writer(spec, ctx)
@@ -157,8 +163,11 @@ class ChunkStep:
             chunk = self._read_chunk()
             if not chunk.items and not chunk.skips and chunk.end:
                 return Outcome(BatchStatus.COMPLETED, self.counts)
-            outputs = process_chunk(self.process, chunk, self.policy, self.counts.skip)
-            job_status = self._write_chunk(outputs, chunk)
+            try:
+                outputs = process_chunk(self.process, chunk, self.policy, self.counts.skip)
+                job_status = self._write_chunk(outputs, chunk)
+            except RetryInterrupted:  # nothing of this chunk committed: a boundary
+                return self._signalled()
             self.durations.append(time.monotonic() - chunk_start)
             if chunk.end:
                 return Outcome(BatchStatus.COMPLETED, self.counts)
@@ -215,6 +224,7 @@ class ChunkStep:
                 self._rolled_back()
                 if self.policy.can_retry(e, attempt):
                     attempt += 1
+                    self.policy.before_retry(e, attempt)  # chunk rolled back: may stop
                     continue
                 if isinstance(e, self.policy.skippable) and outputs:
                     return self._scan(outputs, chunk)

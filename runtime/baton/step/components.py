@@ -3,6 +3,8 @@ fault policy (which errors are skipped or retried)."""
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -13,15 +15,32 @@ from baton.spec.refs import build, resolve_exception
 from baton.step.context import StepContext
 from baton.step.failures import SkipLimitExceeded, error_text
 
+log = logging.getLogger("baton.step")
+
+Pause = Callable[[float], bool]
+"""Wait so many seconds; True when a stop or the deadline cut the wait short."""
+
+
+def _sleep(seconds: float) -> bool:
+    time.sleep(seconds)
+    return False
+
+
+class RetryInterrupted(Exception):
+    """A stop or the deadline came during a retry's backoff: the chunk is given up
+    uncommitted and the step stops at its last committed chunk."""
+
 
 class FaultPolicy:
-    """Spring Batch's skip and retry rules of one chunk step."""
+    """Spring Batch's skip and retry rules of one chunk step, and the retries' backoff."""
 
-    def __init__(self, spec: ChunkSpec):
+    def __init__(self, spec: ChunkSpec, pause: Pause = _sleep):
         self.skip_limit = spec.skip_limit
         self.retry_limit = spec.retry_limit
         self.skippable = tuple(resolve_exception(n) for n in spec.skip)
         self.retryable = tuple(resolve_exception(n) for n in spec.retry)
+        self.backoff = spec.retry_backoff
+        self._pause = pause
 
     def can_skip(self, e: BaseException, skipped: int) -> bool:
         """Whether to skip after ``skipped`` earlier skips; past the limit, fail the step."""
@@ -35,6 +54,16 @@ class FaultPolicy:
 
     def can_retry(self, e: BaseException, attempt: int) -> bool:
         return isinstance(e, self.retryable) and attempt < self.retry_limit
+
+    def before_retry(self, e: BaseException, attempt: int) -> None:
+        """Wait ``retryBackoff``'s delay before retry number ``attempt`` (1-based);
+        RetryInterrupted when a stop or the deadline ends the wait early."""
+        delay = self.backoff.delay(attempt) if self.backoff is not None else 0.0
+        log.warning(
+            "retry %d of %d in %gs after %s", attempt, self.retry_limit, delay, error_text(e)
+        )
+        if delay > 0 and self._pause(delay):
+            raise RetryInterrupted(f"stopped while waiting to retry after {error_text(e)}")
 
 
 def build_reader(spec: ChunkSpec, ctx: StepContext) -> Any:

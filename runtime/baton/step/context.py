@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,7 @@ class StepContext:
         default=None, repr=False
     )
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
+    _timeout: threading.Event = field(default_factory=threading.Event, repr=False)
 
     def __post_init__(self) -> None:
         self.params = MappingProxyType(dict(self.params))
@@ -109,7 +111,24 @@ class StepContext:
 
     @property
     def stop_requested(self) -> bool:
-        return self._stop.is_set()
+        """A stop (signal) or this unit's ``timeoutSeconds``: end at the next boundary."""
+        return self._stop.is_set() or self._timeout.is_set()
+
+    @property
+    def timed_out(self) -> bool:
+        """This unit ran past its ``timeoutSeconds``."""
+        return self._timeout.is_set()
+
+    def pause(self, seconds: float) -> bool:
+        """Wait ``seconds`` (a retry's backoff) unless a stop or the deadline comes
+        first; True when one cut the wait short."""
+        end = time.monotonic() + seconds
+        while not self.stop_requested:
+            left = end - time.monotonic()
+            if left <= 0:
+                return False
+            self._timeout.wait(min(left, 0.1))  # a signal's stop is seen within 0.1 s
+        return True
 
     def results(self, step: str) -> list[Any]:
         """The results of ``step`` (one per partition, in partition order): the reduce."""

@@ -64,6 +64,7 @@ def _process_item(
         except Exception as e:
             if policy.can_retry(e, attempt):
                 attempt += 1
+                policy.before_retry(e, attempt)
                 continue
             if policy.can_skip(e, skipped + len(chunk.skips)):
                 chunk.skips.append(("process", item, error_text(e)))

@@ -9,6 +9,7 @@ snapshotted into the execution at launch. Its exit code is the contract of
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import resource
@@ -19,11 +20,12 @@ from baton.core.counts import Counts
 from baton.core.entities import StepExecution
 from baton.core.errors import BatonError, DatabaseUnavailable, InvalidDefinition, StepFenced
 from baton.core.logformat import bind_unit, unbind_unit
-from baton.core.status import BatchStatus, ExitCode, UnitKind
+from baton.core.status import DEADLINE_EXCEEDED, BatchStatus, ExitCode, UnitKind
 from baton.repository import JobRepository
 from baton.repository.retry import Retrier
 from baton.spec.model import StepBody
 from baton.spec.refs import add_import_paths, build
+from baton.step import deadline
 from baton.step.context import StepContext
 from baton.step.failures import FATAL_ERRORS, describe_failure, error_text
 from baton.step.outcome import CONTINUE, Outcome
@@ -60,14 +62,55 @@ def run_step(
     add_import_paths([unit.execution.source_dir, os.getcwd()])
     if unit.step.status is BatchStatus.COMPLETED:
         return ExitCode.COMPLETED
-    stop = stop or threading.Event()
-    ctx = unit_context(repo, unit, stop)
+    stop, expired = stop or threading.Event(), threading.Event()
+    ctx = unit_context(repo, unit, stop, expired)
     token = bind_unit(ctx.log_fields)
     try:
-        with stop_on_signals(stop):
+        with stop_on_signals(stop), _timeout(repo, unit, expired):
             return _execute(repo, unit, ctx)
     finally:
         unbind_unit(token)
+
+
+def _timeout(repo: JobRepository, unit: Unit, expired: threading.Event) -> Any:
+    """The unit's ``timeoutSeconds`` (see :mod:`baton.step.deadline`): the hard stop
+    only where this unit is the whole process (not a thread of the local executor)."""
+    timeout = unit.body.timeout_seconds
+    grace = deadline.grace_seconds(os.environ)
+    left = None
+    if timeout is not None:
+        left = deadline.time_left(timeout, unit.step.start_time, dt.datetime.now(dt.UTC))
+    alone = threading.current_thread() is threading.main_thread()
+    kill = (lambda: _killed(repo, unit, grace)) if alone else None
+    return deadline.enforced(left, expired, grace, kill)
+
+
+def _killed(repo: JobRepository, unit: Unit, grace: float) -> None:
+    """Still running ``grace`` seconds after the timeout: record the unit FAILED
+    (its last checkpoint's counts and context stay) and exit at once."""
+    description = _timed_out_text(unit, killed_after=grace)
+    log.error("%s", description)
+    deadline.run_bounded(
+        lambda: repo.finish_step(
+            unit.step,
+            BatchStatus.FAILED,
+            exit_code=DEADLINE_EXCEEDED,
+            description=description,
+            peak_memory_kb=peak_memory_kb(),
+            only_running=True,
+        ),
+        seconds=5.0,
+    )
+    deadline.hard_exit(int(ExitCode.FATAL))
+
+
+def _unit_what(unit: Unit) -> str:
+    part = unit.step.partition
+    return f"step '{unit.body.name}'" + ("" if part is None else f" partition {part}")
+
+
+def _timed_out_text(unit: Unit, **how: Any) -> str:
+    return deadline.timed_out_description(_unit_what(unit), unit.body.timeout_seconds or 0, **how)
 
 
 def _execute(repo: JobRepository, unit: Unit, ctx: StepContext) -> ExitCode:
@@ -84,6 +127,10 @@ def _execute(repo: JobRepository, unit: Unit, ctx: StepContext) -> ExitCode:
         else:
             ended = Outcome(BatchStatus.COMPLETED, result=_run_tasklet(unit.body, ctx))
         delta = ctx.changes(context_before)  # a value that cannot be stored fails it here
+        if ctx.timed_out:
+            chunks = None if chunk is None else ctx.chunk_number
+            ended = deadline.overrun(ended, _timed_out_text(unit, chunks=chunks))
+            delta = delta if ended.status is BatchStatus.COMPLETED else None
     except DatabaseUnavailable:
         raise
     except StepFenced as e:
@@ -93,8 +140,9 @@ def _execute(repo: JobRepository, unit: Unit, ctx: StepContext) -> ExitCode:
         _record_failure(repo, unit, ctx, e, chunk.counts if chunk is not None else None)
         if isinstance(e, KeyboardInterrupt | SystemExit):
             raise
-        return ExitCode.FATAL if isinstance(e, FATAL_ERRORS) else ExitCode.FAILED
-    if ctx.stop_requested:
+        fatal = isinstance(e, FATAL_ERRORS) or ctx.timed_out
+        return ExitCode.FATAL if fatal else ExitCode.FAILED
+    if ctx.stop_requested and not ctx.timed_out:
         _request_job_stop(repo, unit.execution.id)
     return _completed(repo, unit, ctx, ended, delta)
 
@@ -104,13 +152,17 @@ def _record_failure(
 ) -> None:
     """Record the unit FAILED, with the error's line and traceback."""
     log.error("step %s failed: %s", unit.body.name, error_text(e))
+    description, code = describe_failure(e), "FAILED"
+    if ctx.timed_out:  # failed while stopping for its timeout: the timeout is why
+        head = deadline.timed_out_head(_unit_what(unit), unit.body.timeout_seconds or 0)
+        description, code = f"{head}; then {description}", DEADLINE_EXCEEDED
     _finish_step(
         repo,
         unit.step,
         BatchStatus.FAILED,
         context=ctx.step_context,
-        exit_code="FAILED",
-        description=describe_failure(e),
+        exit_code=code,
+        description=description,
         peak_memory_kb=peak_memory_kb(),
         counts=counts,
         only_running=True,
@@ -144,6 +196,8 @@ def _completed(
         return ExitCode.FATAL
     if ended.exit_code == CONTINUE:
         return ExitCode.CONTINUE
+    if ended.exit_code == DEADLINE_EXCEEDED:
+        return ExitCode.FATAL  # a pod retry would only time out again: not retried
     return ExitCode.for_status(ended.status)
 
 

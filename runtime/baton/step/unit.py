@@ -100,8 +100,14 @@ def open_unit(
     return Unit(opened.execution, opened.step, job, body, opened.partition_args)
 
 
-def unit_context(repo: JobRepository, unit: Unit, stop: threading.Event) -> StepContext:
-    """What the unit's code sees (``ctx``), wired to the repository."""
+def unit_context(
+    repo: JobRepository,
+    unit: Unit,
+    stop: threading.Event,
+    timeout: threading.Event | None = None,
+) -> StepContext:
+    """What the unit's code sees (``ctx``), wired to the repository; ``stop`` and
+    ``timeout`` (its timeoutSeconds reached) make ``ctx.stop_requested``."""
     execution, step = unit.execution, unit.step
     shared: Any = dict(execution.context)
     if step.partition is not None:
@@ -122,6 +128,7 @@ def unit_context(repo: JobRepository, unit: Unit, stop: threading.Event) -> Step
         _results=lambda s: repo.results(execution.instance_id, s),
         _add_partitions=_partition_adder(repo, unit),
         _stop=stop,
+        _timeout=timeout or threading.Event(),
     )
     if step.kind == UnitKind.COMPENSATION:
         ctx.compensation = _compensation(repo, execution, step)
