@@ -19,6 +19,7 @@ import baton.cli.cluster as cluster
 import baton.cli.control as control
 import baton.cli.listings as listings
 import baton.cli.run as run
+import baton.cli.schedule as schedule
 import baton.cli.validate as validate
 from baton.cli.session import session
 from baton.core.errors import BatonError
@@ -54,6 +55,8 @@ app.command()(listings.skips)
 app.command()(listings.results)
 app.command()(listings.history)
 app.command()(listings.steps)
+app.add_typer(schedule.app, name="schedule")
+app.command()(schedule.backfill)
 
 
 def run_cli(argv: Sequence[str] | None = None) -> int:

@@ -219,6 +219,8 @@ class LocalExecutor:
         )
         if record is not None and (record.status.terminal or record.exit_code == CONTINUE):
             return
+        if record is None and code == ExitCode.STOPPED:
+            return  # the job was STOPPING before the unit opened: it never started
         if record is None:
             record = self.repo.open_step(
                 execution, key.step, key.partition, worker=None, kind=key.kind

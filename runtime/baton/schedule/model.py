@@ -1,15 +1,18 @@
 """``kind: BatchSchedule`` (short name ``bs``): a job launched at every window of one or
 more cron expressions, the window bound to an identifying parameter. The same model
-serves the operator (CRD, generated) and ``baton schedule run`` (locally). Work in
-progress (issue 12): the model and its engine settings; no controller yet."""
+serves the operator (CRD, generated) and ``baton schedule run`` (locally);
+``baton schedule run`` reads it from a file (:func:`load_schedule`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 
+from baton.core.errors import InvalidDefinition
 from baton.schedule.windows import Concurrency, Schedule, check
+from baton.spec.manifests import first_error, read_documents
 from baton.spec.model import NAME_PATTERN, Model, ObjectMeta
 from baton.spec.template import PodTemplate
 
@@ -81,3 +84,23 @@ class BatchSchedule(Model):
     kind: Literal["BatchSchedule"] = "BatchSchedule"
     metadata: ObjectMeta
     spec: ScheduleSpec
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+
+def load_schedule(path: Path) -> BatchSchedule:
+    """The one BatchSchedule document of a YAML file (other kinds, such as the BatchJob
+    it launches, may sit next to it), validated and its engine settings checked."""
+    found = [
+        d for d in read_documents(path) if isinstance(d, dict) and d.get("kind") == "BatchSchedule"
+    ]
+    if len(found) != 1:
+        raise InvalidDefinition(f"{path}: expected one BatchSchedule document, found {len(found)}")
+    try:
+        schedule = BatchSchedule.model_validate(found[0])
+    except ValidationError as e:
+        raise InvalidDefinition(f"{path}: invalid BatchSchedule: {first_error(e)}") from None
+    schedule.spec.engine()
+    return schedule
