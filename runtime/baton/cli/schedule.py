@@ -9,6 +9,7 @@ a chunk boundary (STOPPED: the next run restarts them) and the command exits 3."
 from __future__ import annotations
 
 import threading
+from contextlib import suppress
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +17,8 @@ import typer
 
 from baton.cli.options import Context, Db, Kubeconfig, Namespace
 from baton.cli.session import print_json, session
+from baton.core.entities import JobExecution
+from baton.core.errors import UnknownJob
 from baton.core.status import BatchStatus, ExitCode
 from baton.launch.listing import list_executions
 from baton.launch.operator import JobOperator
@@ -43,7 +46,8 @@ def _scheduler(path: str, job_file: str | None, db: str) -> LocalScheduler:
     schedule = load_schedule(Path(path))
     job = JobRegistry().load(job_file or path).get(schedule.spec.job)
     repo = session.repository(db, interactive=False)
-    list_executions(repo, job.name, running=True, limit=None)  # dead runs: FAILED
+    with suppress(UnknownJob):  # windows a dead run left STARTED: FAILED (restartable)
+        list_executions(repo, job.name, running=True, limit=None)
     return LocalScheduler(
         JobOperator(repo),
         job,
@@ -62,21 +66,25 @@ class Interrupt:
         self.event.set()
 
 
-def _finish(scheduler: LocalScheduler, interrupt: Interrupt) -> None:
+def _finish(scheduler: LocalScheduler, interrupt: Interrupt) -> ExitCode:
     """Wait for the running windows (stopping them at a chunk boundary once
-    interrupted); the exit code: 3 interrupted, 1 a window did not complete."""
+    interrupted); the exit code: 3 interrupted, 1 a window's last execution did not
+    complete, else 0."""
     stopped = False
     while scheduler.running:
         if interrupt.event.is_set() and not stopped:
             scheduler.stop_all()
             stopped = True
         scheduler.wait(POLL_SECONDS / 4)
-    for e in scheduler.finished:
+    last: dict[int, JobExecution] = {}
+    for e in sorted(scheduler.finished, key=lambda e: e.id):
         session.out.print(f"Execution {e.id} {e.status.value}", highlight=False)
+        last[e.instance_id] = e
     if interrupt.event.is_set():
-        raise typer.Exit(ExitCode.STOPPED)
-    if any(e.status is not BatchStatus.COMPLETED for e in scheduler.finished):
-        raise typer.Exit(ExitCode.FAILED)
+        return ExitCode.STOPPED
+    if any(e.status is not BatchStatus.COMPLETED for e in last.values()):
+        return ExitCode.FAILED
+    return ExitCode.COMPLETED
 
 
 @app.command("run")
@@ -108,7 +116,8 @@ def run(
             if end is not None:
                 wake = min(wake, end)
             interrupt.event.wait(max(0.0, min((wake - now).total_seconds(), POLL_SECONDS)))
-        _finish(scheduler, interrupt)
+        code = _finish(scheduler, interrupt)
+    raise typer.Exit(code)
 
 
 def backfill(
@@ -167,4 +176,13 @@ def _local_backfill(
         while not scheduler.backfill(first, last, max_running):
             if interrupt.event.wait(POLL_SECONDS / 4):
                 break
-        _finish(scheduler, interrupt)
+        code = _finish(scheduler, interrupt)
+    done = scheduler.progress
+    if done is not None:
+        session.out.print(
+            f"backfill: {done.total} windows, {done.completed} completed, {done.failed} failed",
+            highlight=False,
+        )
+        if code is ExitCode.COMPLETED and done.completed < done.total:
+            code = ExitCode.FAILED
+    raise typer.Exit(code)

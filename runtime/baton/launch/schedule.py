@@ -21,6 +21,7 @@ from baton.core.errors import LaunchRejected, UnexpectedJobExecutionState
 from baton.launch.operator import JobOperator
 from baton.registry.jobs import RegisteredJob
 from baton.schedule.keys import (
+    BackfillProgress,
     WindowRecord,
     backfill_plan,
     backfill_windows,
@@ -85,6 +86,7 @@ class LocalScheduler:
         self.since: dt.datetime | None = None
         self.running: dict[str, WindowRun] = {}
         self.finished: list[JobExecution] = []
+        self.progress: BackfillProgress | None = None  # of the last backfill round
 
     # ------------------------------------------------------------ observing
 
@@ -200,4 +202,5 @@ class LocalScheduler:
             self._apply(Restart(w), keys[w], records)
         for w in launch:
             self._apply(Launch(w), keys[w], records)
+        self.progress = progress
         return progress.done and not self.running
