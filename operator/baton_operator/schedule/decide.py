@@ -239,6 +239,8 @@ def execution_body(
         spec_out["context"] = dict(spec.context)
     if spec.template is not None:
         spec_out["template"] = spec.template.dump()
+    if spec.working_dir:
+        spec_out["workingDir"] = spec.working_dir
     return {
         "apiVersion": API_VERSION,
         "kind": "BatchExecution",

@@ -41,6 +41,9 @@ class ScheduleSpec(Model):
     )
     context: dict[str, Any] = Field(default_factory=dict, description="Initial job context.")
     template: PodTemplate | None = Field(default=None, description="Pod template overlay.")
+    working_dir: str | None = Field(
+        default=None, description="Directory inside the image that holds the job's code."
+    )
     concurrency_policy: Concurrency = Field(
         default=Concurrency.ALLOW,
         description="Allow; Forbid (a window waits while one runs); Replace (the running "
@@ -53,9 +56,17 @@ class ScheduleSpec(Model):
     restart_failed_windows: bool = Field(
         default=True, description="Restart a FAILED window from its checkpoint."
     )
-    successful_executions_history_limit: int = Field(default=3, ge=0)
-    failed_executions_history_limit: int = Field(default=1, ge=0)
-    backfill: BackfillSpec | None = None
+    successful_executions_history_limit: int = Field(
+        default=3, ge=0, description="Completed BatchExecutions kept (the oldest deleted)."
+    )
+    failed_executions_history_limit: int = Field(
+        default=1, ge=0, description="Other finished BatchExecutions kept."
+    )
+    backfill: BackfillSpec | None = Field(
+        default=None,
+        description="Run the windows in [from, to] (COMPLETED ones skipped, FAILED ones "
+        "restarted), oldest first, at most maxRunning at once; progress in status.backfill.",
+    )
 
     @field_validator("schedule")
     @classmethod
