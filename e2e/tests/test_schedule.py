@@ -40,6 +40,8 @@ def schedule(kubectl: Kubectl, ns: str, name: str, **spec: Any) -> None:
                 "job": "window-report",
                 "windowParameter": "window",
                 "workingDir": f"{EXAMPLES}/windows",
+                "successfulExecutionsHistoryLimit": 10,  # keep them all to count them
+                "failedExecutionsHistoryLimit": 10,
                 **spec,
             },
         },

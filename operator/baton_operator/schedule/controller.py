@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 import threading
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from baton.core.errors import BatonError
@@ -22,6 +23,7 @@ from baton.schedule.model import ScheduleSpec
 from baton.schedule.windows import Schedule
 from baton.spec.manifests import first_error
 from baton.spec.model import BatchJob
+from kubernetes.client.exceptions import ApiException
 from pydantic import ValidationError
 
 from baton_operator.k8s.resources import Condition, parse_time
@@ -118,18 +120,30 @@ class ScheduleController:
         return spec, engine, window_kind(job.spec, spec.window_parameter)
 
     def _apply(self, obj: dict[str, Any], decision: Decision) -> None:
+        """Each write on its own: one refused (a Warning event) never stops the others."""
         namespace = obj["metadata"]["namespace"]
+        writes: list[tuple[str, str, Callable[[], Any]]] = []
         for body in decision.create:
-            if self.api.create_execution(body):
-                self._event(obj, "Normal", "WindowLaunched", body["metadata"]["name"])
+            name = body["metadata"]["name"]
+            writes.append(("WindowLaunched", name, partial(self.api.create_execution, body)))
         for name, bump in decision.restart:
-            self.api.patch_execution_spec(namespace, name, {"restart": bump, "stop": False})
-            self._event(obj, "Normal", "WindowRestarted", f"{name}: restart {bump}")
+            patch = partial(
+                self.api.patch_execution_spec, namespace, name, {"restart": bump, "stop": False}
+            )
+            writes.append(("WindowRestarted", f"{name}: restart {bump}", patch))
         for name in decision.stop:
-            self.api.patch_execution_spec(namespace, name, {"stop": True})
-            self._event(obj, "Normal", "WindowReplaced", f"{name}: stopping (Replace)")
+            stop = partial(self.api.patch_execution_spec, namespace, name, {"stop": True})
+            writes.append(("WindowReplaced", f"{name}: stopping", stop))
         for name in decision.delete:
-            self.api.delete_execution(namespace, name)
+            writes.append(("", name, partial(self.api.delete_execution, namespace, name)))
+        for reason, message, write in writes:
+            try:
+                done = write()
+            except ApiException as e:
+                self._event(obj, "Warning", "WriteFailed", f"{message}: {e.status} {e.reason}")
+                continue
+            if reason and done is not False:
+                self._event(obj, "Normal", reason, message)
         for type_, reason, message in decision.events:
             self._event(obj, type_, reason, message)
 
