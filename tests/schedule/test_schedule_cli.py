@@ -5,6 +5,7 @@ run restarts it; bad input is one line and exit 5."""
 
 from __future__ import annotations
 
+import datetime as dt
 import signal
 import subprocess
 import sys
@@ -97,3 +98,21 @@ def test_sigint_stops_the_running_window_and_the_next_run_restarts_it(
         assert "restarted" in again.stdout
     finally:
         repo.dispose()
+
+
+def test_a_later_run_catches_up_from_the_newest_window_within_the_deadline(
+    sqlite_url: str,
+) -> None:
+    """A window four minutes ago ran; `schedule run --once` now launches the windows
+    since then that are inside startingDeadlineSeconds (120) and reports the others
+    missed."""
+    seeded = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0) - dt.timedelta(minutes=4)
+    at = seeded.strftime("%Y-%m-%dT%H:%M")
+    seed = baton("backfill", SCHEDULE, "--job", JOB, "--from", at, "--to", at,
+                 db=sqlite_url, cwd=EXAMPLE)  # fmt: skip
+    assert seed.returncode == 0, seed.stderr
+    once = baton("schedule", "run", SCHEDULE, "--job", JOB, "--once", db=sqlite_url, cwd=EXAMPLE)
+    assert once.returncode == 0, once.stderr
+    assert "missed" in once.stdout and "launched" in once.stdout, once.stdout
+    launched = [line for line in once.stdout.splitlines() if "launched" in line]
+    assert 1 <= len(launched) <= 3

@@ -33,6 +33,7 @@ from baton.schedule.keys import (
 )
 from baton.schedule.model import ScheduleSpec
 from baton.schedule.windows import (
+    RESTART_HORIZON_SECONDS,
     Action,
     Launch,
     Missed,
@@ -115,10 +116,12 @@ class LocalScheduler:
 
     def tick(self) -> list[Action]:
         """Plan and apply the due windows (the first tick starts from the newest window
-        the repository knows, or now: a new schedule does not run its past)."""
+        the repository knows among the last day's (at most 100), or now: a new schedule
+        does not run its past)."""
         self.reap()
         now = self.clock()
-        keys, tick, records = self.observe(candidates(self.engine, self.since or now, now))
+        start = self.since or now - dt.timedelta(seconds=RESTART_HORIZON_SECONDS)
+        keys, tick, records = self.observe(candidates(self.engine, start, now))
         if self.since is None:
             self.since = newest_known(tick) or now
             tick = replace(tick, since=self.since)
