@@ -100,9 +100,11 @@ def run(
         typer.Option(help="Stop scheduling at this time (ISO 8601, in timeZone), then exit."),
     ] = None,
 ) -> None:
-    """Run a BatchSchedule in the foreground: each window once (the windows' instances
-    are in the repository: a restart of this command never runs a COMPLETED window
-    again and restarts a FAILED one), missed windows caught up within the deadline."""
+    """Run a BatchSchedule in the foreground, each window exactly once.
+
+    The windows' instances are in the repository: a restart of this command never runs
+    a COMPLETED window again and restarts a FAILED one; missed windows are caught up
+    within the deadline."""
     scheduler = _scheduler(schedule, job, db)
     end = parse_window_time(until, scheduler.zone, "--until") if until else None
     interrupt = Interrupt()
@@ -143,9 +145,11 @@ def backfill(
     context: Context = None,
     kubeconfig: Kubeconfig = None,
 ) -> None:
-    """Run the windows in [--from, --to] of a schedule: oldest first, COMPLETED ones
-    skipped, FAILED ones restarted from their checkpoint, at most --max-running at once.
-    A file runs them here and waits; a name sets the BatchSchedule's spec.backfill."""
+    """Run a schedule's windows in [--from, --to] (COMPLETED ones skipped).
+
+    Oldest first, FAILED ones restarted from their checkpoint, at most --max-running at
+    once. A SCHEDULE.yaml runs them here and waits; a BatchSchedule name sets its
+    spec.backfill (the operator runs them; --wait waits)."""
     if Path(schedule).suffix in (".yaml", ".yml") or Path(schedule).exists():
         return _local_backfill(schedule, job, db, start, end, max_running)
     from baton_operator.k8s.schedules import ClusterSchedules
