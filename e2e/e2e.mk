@@ -1,7 +1,8 @@
 # End-to-end targets, included from the top-level Makefile:
 #   include e2e/e2e.mk
 #
-#   make e2e             bring the cluster up (or reuse it), run the e2e scenarios;
+#   make e2e             bring the cluster up (or reuse it), run the e2e scenarios
+#                        (only the files named, if E2E_PYTEST_ARGS names e2e/... paths);
 #                        on failure, gather every component's log into $(E2E_LOGS_DIR)
 #   make cluster-up      e2e/cluster up
 #   make cluster-down    e2e/cluster down
@@ -34,7 +35,7 @@ cluster-logs:
 	$(E2E_SUDO) $(E2E_CLUSTER) logs $(E2E_LOGS_DIR)
 
 e2e: $(if $(VENV),setup) cluster-up
-	@$(E2E_PYTHON) -m pytest $(E2E_DIR) -m e2e $(E2E_PYTEST_ARGS) || { \
+	@$(E2E_PYTHON) -m pytest $(if $(filter $(E2E_DIR)/%,$(E2E_PYTEST_ARGS)),,$(E2E_DIR)) -m e2e $(E2E_PYTEST_ARGS) || { \
 		status=$$?; \
 		echo "e2e scenarios failed (exit $$status); gathering logs into $(E2E_LOGS_DIR)"; \
 		$(E2E_SUDO) $(E2E_CLUSTER) logs $(E2E_LOGS_DIR) >/dev/null || true; \

@@ -92,8 +92,15 @@ start_process() {
     mkdir -p "$LOG_DIR" "$PID_DIR"
     log "starting $name"
     echo "=== $(date -u +%FT%TZ) $*" >>"$LOG_DIR/$name.log"
-    # fd 9 is the cluster lock (e2e/cluster): long-lived processes must not hold it
-    setsid "$@" >>"$LOG_DIR/$name.log" 2>&1 </dev/null 9>&- &
+    # Long-lived processes must hold no inherited descriptor: fd 9 is the cluster lock
+    # (e2e/cluster), and a caller's own lock (flock around `make e2e`) would stay
+    # held for as long as the cluster runs.
+    (
+        for fd in $(ls /proc/$BASHPID/fd); do
+            if ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
+        done
+        exec setsid "$@" >>"$LOG_DIR/$name.log" 2>&1 </dev/null
+    ) &
     local pid=$!
     echo "$pid $(proc_starttime "$pid")" >"$PID_DIR/$name.pid"
 }

@@ -11,6 +11,7 @@ from baton.core.entities import JobExecution
 from baton.core.parameters import JobParameter, JobParameters, ParamType
 from baton.core.status import BatchStatus
 from baton.repository import JobRepository
+from baton.repository.windows import window_records
 
 W1, W2, W3 = "2026-01-01T02:00:00+01:00", "2026-01-02T02:00:00+01:00", "2026-01-03T02:00:00+01:00"
 
@@ -40,7 +41,7 @@ def test_last_execution_and_count_per_window_in_one_namespace(repo: JobRepositor
     end(repo, again, BatchStatus.COMPLETED)
     running = launch(repo, W2)
     other = launch(repo, W3, ns="b")  # another namespace's window
-    found = repo.window_records("a", "etl", "day", {W1, W2, W3})
+    found = window_records(repo, "a", "etl", "day", {W1, W2, W3})
     assert set(found) == {W1, W2}
     assert (found[W1].status, found[W1].executions, found[W1].execution_id) == (
         BatchStatus.COMPLETED, 2, again.id,
@@ -49,8 +50,8 @@ def test_last_execution_and_count_per_window_in_one_namespace(repo: JobRepositor
     assert running.id == found[W2].execution_id and other.id not in (
         r.execution_id for r in found.values()
     )
-    assert repo.window_records("a", "etl", "region", {"eu"})["eu"].executions >= 1
-    assert repo.window_records("a", "etl", "day", set()) == {}
+    assert window_records(repo, "a", "etl", "region", {"eu"})["eu"].executions >= 1
+    assert window_records(repo, "a", "etl", "day", set()) == {}
 
 
 def test_a_completed_instance_decides_a_window_another_instance_shares(
@@ -60,5 +61,5 @@ def test_a_completed_instance_decides_a_window_another_instance_shares(
     end(repo, done, BatchStatus.COMPLETED)
     failed = launch(repo, W1, region="us")  # the schedule's parameters changed since
     end(repo, failed, BatchStatus.FAILED)
-    found = repo.window_records("a", "etl", "day", {W1})
+    found = window_records(repo, "a", "etl", "day", {W1})
     assert found[W1].status is BatchStatus.COMPLETED and found[W1].execution_id == done.id

@@ -18,6 +18,7 @@ from typing import Any
 from baton.core.errors import BatonError
 from baton.core.parameters import ParamType
 from baton.repository import JobRepository
+from baton.repository.windows import window_records
 from baton.schedule.keys import window_kind
 from baton.schedule.model import ScheduleSpec
 from baton.schedule.windows import Schedule
@@ -94,7 +95,7 @@ class ScheduleController:
         except BatonError as e:
             return self._write(obj, status, ("False", "Invalid", str(e)), now)
         keys = set(wins.keys.values())
-        records = self.repo.window_records(namespace, spec.job, spec.window_parameter, keys)
+        records = window_records(self.repo, namespace, spec.job, spec.window_parameter, keys)
         decision = decide(spec, engine, kind, observed, wins, records, now)
         self._apply(obj, decision)
         return self._write(obj, decision.status, ("True", "Scheduling", ""), now)

@@ -20,6 +20,7 @@ from baton.core.entities import JobExecution
 from baton.core.errors import LaunchRejected, UnexpectedJobExecutionState
 from baton.launch.operator import JobOperator
 from baton.registry.jobs import RegisteredJob
+from baton.repository.windows import window_records
 from baton.schedule.keys import (
     BackfillProgress,
     WindowRecord,
@@ -98,8 +99,8 @@ class LocalScheduler:
         window still running on one of this scheduler's threads counts as RUNNING."""
         now = self.clock()
         keys = {w: window_key(self.kind, w, self.zone) for w in found}
-        records = self.op.repository.window_records(
-            "", self.job.name, self.spec.window_parameter, set(keys.values())
+        records = window_records(
+            self.op.repository, "", self.job.name, self.spec.window_parameter, set(keys.values())
         )
         overrides = dict.fromkeys(self.running, WindowStatus.RUNNING)
         tick = tick_of(self.since or now, now, keys, records, overrides)

@@ -2,8 +2,7 @@
 
 One class for callers, composed of one mixin per role (each in its own module):
 launching instances, execution queries, status transitions under the one table,
-step units with their checkpoints, partitions and results, schedule windows, the
-repository's id."""
+step units with their checkpoints, partitions and results, the repository's id."""
 
 from __future__ import annotations
 
@@ -14,15 +13,12 @@ from baton.repository.instances import Instances
 from baton.repository.partitions import Partitions
 from baton.repository.steps import StepUnits
 from baton.repository.transitions import Transitions
-from baton.repository.windows import WindowQueries
 
 if TYPE_CHECKING:
     from baton.repository.protocol import ExecutionControl
 
 
-class JobRepository(
-    Instances, Transitions, StepUnits, Partitions, WindowQueries, RepositoryIdentity
-):
+class JobRepository(Instances, Transitions, StepUnits, Partitions, RepositoryIdentity):
     """Instances, executions, parameters, step executions, contexts and skips; the
     repository's own id."""
 
