@@ -43,8 +43,13 @@ LAYERS: list[tuple[str, ...]] = [
         "baton_operator.podtemplate",
     ),
     ("baton_operator.reconcile",),
-    ("baton_operator.applier", "baton_operator.loop", "baton_operator.retention"),
-    ("baton_operator.handlers",),
+    (
+        "baton_operator.applier",
+        "baton_operator.loop",
+        "baton_operator.retention",
+        "baton_operator.schedule",
+    ),
+    ("baton_operator.handlers", "baton_operator.schedule.handlers"),
     ("baton.cli", "baton.__main__"),
 ]
 # The flat facades import (lazily) from every layer on purpose.

@@ -132,6 +132,7 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     settings.watching.server_timeout = 300
     settings.persistence.finalizer = FINALIZER
     gate = PeeringGate(_peering_reader(settings), settings.peering.priority)
+    memo["gate"] = gate  # the schedule ticker's too (baton_operator.schedule.handlers)
     memo["ticker"] = Ticker(
         controller(memo).reconcile,
         terminal=TERMINAL,
@@ -282,3 +283,7 @@ def pod_health_event(
         stuck.add(key)
     else:
         stuck.discard(key)
+
+
+# The BatchSchedule handlers (registered with Kopf when imported).
+import baton_operator.schedule.handlers  # noqa: E402, F401

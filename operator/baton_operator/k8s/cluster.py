@@ -131,14 +131,16 @@ def _observed(j: Any) -> ObservedJob:
     )
 
 
-def _event_body(obj: dict[str, Any], type_: str, reason: str, message: str) -> Any:
+def _event_body(
+    obj: dict[str, Any], type_: str, reason: str, message: str, kind: str = "BatchExecution"
+) -> Any:
     meta = obj["metadata"]
     now = dt.datetime.now(dt.UTC)
     return client.CoreV1Event(
         metadata=client.V1ObjectMeta(generate_name=f"{meta['name']}.", namespace=meta["namespace"]),
         involved_object=client.V1ObjectReference(
             api_version=f"{GROUP}/{VERSION}",
-            kind="BatchExecution",
+            kind=kind,
             name=meta["name"],
             namespace=meta["namespace"],
             uid=meta["uid"],

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
+from baton.schedule.model import ScheduleSpec
 from baton.spec.model import JobSpec
 from pydantic import BaseModel
 
@@ -26,6 +27,7 @@ from baton_operator.k8s.resources import (
     ExecutionStatus,
     JobStatus,
 )
+from baton_operator.k8s.schedule_resources import SCHEDULES_PLURAL, ScheduleStatus
 
 
 def structural(model: type[BaseModel], *, mode: Literal["validation", "serialization"]) -> Any:
@@ -279,7 +281,7 @@ def _crd(
 
 
 def crds() -> dict[str, dict[str, Any]]:
-    """file name → CRD manifest, for both kinds."""
+    """file name → CRD manifest, for each kind."""
     age = {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
     job_status = structural(JobStatus, mode="serialization")
     job_status["description"] = str(JobStatus.__doc__)
@@ -326,7 +328,42 @@ def crds() -> dict[str, dict[str, Any]]:
     return {
         "baton.dev_batchjobs.yaml": batch_job,
         "baton.dev_batchexecutions.yaml": batch_execution,
+        "baton.dev_batchschedules.yaml": _schedule_crd(age),
     }
+
+
+def _schedule_crd(age: dict[str, Any]) -> dict[str, Any]:
+    spec: dict[str, Any] = structural(ScheduleSpec, mode="validation")
+    _splice_templates(spec)
+    spec["description"] = "When to launch which job: one BatchExecution per window."
+    status = structural(ScheduleStatus, mode="serialization")
+    status["description"] = str(ScheduleStatus.__doc__)
+    crd = _crd(
+        "BatchSchedule",
+        SCHEDULES_PLURAL,
+        "bs",
+        spec,
+        status,
+        [
+            {"name": "Schedule", "type": "string", "jsonPath": ".spec.schedule"},
+            {"name": "Suspend", "type": "boolean", "jsonPath": ".spec.suspend"},
+            {"name": "Last", "type": "string", "jsonPath": ".status.lastScheduledWindow"},
+            {"name": "Next", "type": "string", "jsonPath": ".status.nextWindow"},
+            {"name": "Active", "type": "string", "jsonPath": ".status.active"},
+            age,
+        ],
+        "A schedule of a BatchJob: a BatchExecution per window of its cron expressions, "
+        "each window exactly one job instance (an identifying parameter).",
+    )
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    schema["x-kubernetes-validations"] = [
+        _rule(
+            "self.metadata.name.size() <= 50",
+            "a BatchSchedule's name has at most 50 characters (its executions are "
+            "named <schedule>-<window>)",
+        )
+    ]
+    return crd
 
 
 HEADER = (

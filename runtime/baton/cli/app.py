@@ -20,6 +20,7 @@ import baton.cli.listings as listings
 import baton.cli.logs as logs
 import baton.cli.purge as purge
 import baton.cli.run as run
+import baton.cli.schedule as schedule
 import baton.cli.validate as validate
 from baton.cli.session import session
 from baton.core.errors import BatonError
@@ -59,6 +60,8 @@ app.command()(listings.history)
 app.command()(listings.steps)
 app.command("purge")(purge.purge_command)
 app.command()(logs.logs)
+app.add_typer(schedule.app, name="schedule")
+app.command()(schedule.backfill)
 
 
 def run_cli(argv: Sequence[str] | None = None) -> int:

@@ -136,11 +136,18 @@ class JobOperator:
         """A new execution of the same instance, resuming from its checkpoints.
 
         Uses the job definition snapshotted at launch, so no manifest is needed."""
+        execution = self.relaunch(execution_id)
+        if on_launched:
+            on_launched(execution)
+        return self.run(execution)
+
+    def relaunch(self, execution_id: int) -> JobExecution:
+        """The restart's launch without running it: the next execution of the instance
+        (the restart table applies to its last execution, which may be newer)."""
         control.recover(self.repository, execution_id, quiet=True)
         old = self.repository.get_execution(execution_id)
-        # The restart table applies to the instance's last execution, which may be newer.
         job = job_of(old)
-        execution = self.repository.launch(
+        return self.repository.launch(
             job.name,
             old.job_spec,
             old.parameters,
@@ -148,9 +155,6 @@ class JobOperator:
             source_dir=old.source_dir,
             owner=this_owner(),
         )
-        if on_launched:
-            on_launched(execution)
-        return self.run(execution)
 
     # ------------------------------------------------------------ control
 

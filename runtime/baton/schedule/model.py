@@ -1,15 +1,18 @@
 """``kind: BatchSchedule`` (short name ``bs``): a job launched at every window of one or
 more cron expressions, the window bound to an identifying parameter. The same model
-serves the operator (CRD, generated) and ``baton schedule run`` (locally). Work in
-progress (issue 12): the model and its engine settings; no controller yet."""
+serves the operator (CRD, generated) and ``baton schedule run`` (locally);
+``baton schedule run`` reads it from a file (:func:`load_schedule`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 
+from baton.core.errors import InvalidDefinition
 from baton.schedule.windows import Concurrency, Schedule, check
+from baton.spec.manifests import first_error, read_documents
 from baton.spec.model import NAME_PATTERN, Model, ObjectMeta
 from baton.spec.template import PodTemplate
 
@@ -38,6 +41,9 @@ class ScheduleSpec(Model):
     )
     context: dict[str, Any] = Field(default_factory=dict, description="Initial job context.")
     template: PodTemplate | None = Field(default=None, description="Pod template overlay.")
+    working_dir: str | None = Field(
+        default=None, description="Directory inside the image that holds the job's code."
+    )
     concurrency_policy: Concurrency = Field(
         default=Concurrency.ALLOW,
         description="Allow; Forbid (a window waits while one runs); Replace (the running "
@@ -50,9 +56,17 @@ class ScheduleSpec(Model):
     restart_failed_windows: bool = Field(
         default=True, description="Restart a FAILED window from its checkpoint."
     )
-    successful_executions_history_limit: int = Field(default=3, ge=0)
-    failed_executions_history_limit: int = Field(default=1, ge=0)
-    backfill: BackfillSpec | None = None
+    successful_executions_history_limit: int = Field(
+        default=3, ge=0, description="Completed BatchExecutions kept (the oldest deleted)."
+    )
+    failed_executions_history_limit: int = Field(
+        default=1, ge=0, description="Other finished BatchExecutions kept."
+    )
+    backfill: BackfillSpec | None = Field(
+        default=None,
+        description="Run the windows in [from, to] (COMPLETED ones skipped, FAILED ones "
+        "restarted), oldest first, at most maxRunning at once; progress in status.backfill.",
+    )
 
     @field_validator("schedule")
     @classmethod
@@ -81,3 +95,23 @@ class BatchSchedule(Model):
     kind: Literal["BatchSchedule"] = "BatchSchedule"
     metadata: ObjectMeta
     spec: ScheduleSpec
+
+    @property
+    def name(self) -> str:
+        return self.metadata.name
+
+
+def load_schedule(path: Path) -> BatchSchedule:
+    """The one BatchSchedule document of a YAML file (other kinds, such as the BatchJob
+    it launches, may sit next to it), validated and its engine settings checked."""
+    found = [
+        d for d in read_documents(path) if isinstance(d, dict) and d.get("kind") == "BatchSchedule"
+    ]
+    if len(found) != 1:
+        raise InvalidDefinition(f"{path}: expected one BatchSchedule document, found {len(found)}")
+    try:
+        schedule = BatchSchedule.model_validate(found[0])
+    except ValidationError as e:
+        raise InvalidDefinition(f"{path}: invalid BatchSchedule: {first_error(e)}") from None
+    schedule.spec.engine()
+    return schedule

@@ -21,6 +21,7 @@ from cronsim import CronSim, CronSimError
 from baton.core.errors import InvalidDefinition
 
 UTC = dt.UTC
+RESTART_HORIZON_SECONDS = 86400  # without a starting deadline: how far back FAILED windows restart
 
 
 class Concurrency(StrEnum):
@@ -35,6 +36,7 @@ class WindowStatus(StrEnum):
     RUNNING = "RUNNING"
     COMPLETED = "COMPLETED"
     FAILED = "FAILED"  # FAILED or STOPPED: restartable
+    ENDED = "ENDED"  # ABANDONED or COMPENSATED: never runs again, never restarted
 
 
 @dataclass(frozen=True)
@@ -67,11 +69,13 @@ def check(schedule: Schedule) -> None:
             raise InvalidDefinition(f"schedule '{expr}': {e}") from None
 
 
-def windows(schedule: Schedule, after: dt.datetime, until: dt.datetime) -> list[dt.datetime]:
+def windows(
+    schedule: Schedule, after: dt.datetime, until: dt.datetime, limit: int | None = None
+) -> list[dt.datetime]:
     """Window times in ``(after, until]``, oldest first, as aware UTC datetimes; at most
-    ``max_catch_up`` of them (the newest are kept). Expressions fire in the schedule's
-    zone (a time skipped by a DST change fires at the first time after it, a repeated
-    one once); two expressions firing at the same instant make one window."""
+    ``limit`` (default ``max_catch_up``) of them, the newest kept. Expressions fire in
+    the schedule's zone (a time skipped by a DST change fires at the first time after
+    it, a repeated one once); two expressions firing at the same instant make one window."""
     zone = schedule.zone()
     found: set[dt.datetime] = set()
     for expr in schedule.crons:
@@ -80,7 +84,22 @@ def windows(schedule: Schedule, after: dt.datetime, until: dt.datetime) -> list[
             if utc > until:
                 break
             found.add(utc)
-    return sorted(found)[-schedule.max_catch_up :]
+    return sorted(found)[-(limit or schedule.max_catch_up) :]
+
+
+def next_window(schedule: Schedule, after: dt.datetime) -> dt.datetime:
+    """The first window after ``after`` (what status.nextWindow shows)."""
+    zone = schedule.zone()
+    return min(next(iter(CronSim(e, after.astimezone(zone)))) for e in schedule.crons).astimezone(
+        UTC
+    )
+
+
+def lookback(schedule: Schedule) -> dt.timedelta:
+    """How far back a tick looks for FAILED windows to restart: the starting deadline,
+    else :data:`RESTART_HORIZON_SECONDS`."""
+    seconds = schedule.starting_deadline_seconds
+    return dt.timedelta(seconds=RESTART_HORIZON_SECONDS if seconds is None else seconds)
 
 
 @dataclass(frozen=True)
@@ -114,7 +133,8 @@ Action = Launch | Restart | Stop | Missed
 class Tick:
     now: dt.datetime
     since: dt.datetime  # the newest window already handled, or the schedule's creation
-    known: Mapping[dt.datetime, WindowStatus]  # windows that have an instance
+    known: Mapping[dt.datetime, WindowStatus]  # windows that have an instance (or a
+    # launch on its way: the operator counts a BatchExecution not yet launched as RUNNING)
     restarts: Mapping[dt.datetime, int] | None = None  # restarts made per window
 
 
@@ -156,7 +176,7 @@ def plan(schedule: Schedule, tick: Tick) -> Plan:
     due = windows(schedule, tick.since, tick.now)
     since = tick.since
     if schedule.concurrency is Concurrency.REPLACE and due:
-        actions += [Missed(w) for w in due[:-1]]
+        actions += [Missed(w) for w in due[:-1] if w not in tick.known]
         due = due[-1:]
     for w in due:
         if _late(schedule, tick.now, w):

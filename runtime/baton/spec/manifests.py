@@ -46,6 +46,20 @@ def parse_job(doc: Any, source: str = "manifest") -> BatchJob:
 
 def load_manifests(path: Path) -> list[BatchJob]:
     """All BatchJob documents of a YAML file (other kinds are ignored)."""
+    docs = read_documents(path)
+    jobs = [
+        parse_job(d, str(path))
+        for d in docs
+        if not (isinstance(d, dict) and d.get("kind") not in (None, "BatchJob"))
+    ]
+    if not jobs:
+        raise InvalidDefinition(f"{path}: no BatchJob document found")
+    return jobs
+
+
+def read_documents(path: Path) -> list[Any]:
+    """The YAML documents of a file (empty ones dropped); one short error for a file
+    that cannot be read, is not UTF-8 or not YAML."""
     try:
         data = path.read_bytes()
     except OSError as e:
@@ -58,16 +72,8 @@ def load_manifests(path: Path) -> list[BatchJob]:
             "is not UTF-8 text"
         ) from None
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        return [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as e:
         raise InvalidDefinition(f"{path}: not valid YAML: {str(e).splitlines()[0]}") from None
     except RecursionError:
         raise InvalidDefinition(f"{path}: nested deeper than {MAX_DEPTH} levels") from None
-    jobs = [
-        parse_job(d, str(path))
-        for d in docs
-        if not (isinstance(d, dict) and d.get("kind") not in (None, "BatchJob"))
-    ]
-    if not jobs:
-        raise InvalidDefinition(f"{path}: no BatchJob document found")
-    return jobs

@@ -1,0 +1,1 @@
+"""BatchSchedules in the cluster: the pure tick (:mod:`.decide`) and its controller."""
