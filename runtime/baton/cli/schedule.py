@@ -108,13 +108,18 @@ def run(
     scheduler = _scheduler(schedule, job, db)
     end = parse_window_time(until, scheduler.zone, "--until") if until else None
     interrupt = Interrupt()
+    shown = None
     with handling_stop_signals(interrupt):
         while not interrupt.event.is_set():
             scheduler.tick()
             now = utcnow()
+            wake = next_window(scheduler.engine, now)
+            if wake != shown:  # a user who started it sees when something will happen
+                when = wake.astimezone(scheduler.zone).isoformat()
+                session.out.print(f"next window {when}", highlight=False)
+                shown = wake
             if once or (end is not None and now >= end):
                 break
-            wake = next_window(scheduler.engine, now)
             if end is not None:
                 wake = min(wake, end)
             interrupt.event.wait(max(0.0, min((wake - now).total_seconds(), POLL_SECONDS)))
