@@ -215,24 +215,23 @@ def _metadata(
     }
 
 
+def _lifetime(active_deadline_seconds: int | None, ttl: int | None) -> dict[str, Any]:
+    """``activeDeadlineSeconds``: the last-resort hard stop of the execution's deadline;
+    ``ttlSecondsAfterFinished``: how long the finished Job stays (see reconcile.retention)."""
+    fields = {"activeDeadlineSeconds": active_deadline_seconds, "ttlSecondsAfterFinished": ttl}
+    return {k: v for k, v in fields.items() if v is not None}
+
+
 def _indexed(
     partitions: tuple[int, ...] | None,
     parallelism: int | None,
     backoff_limit_per_index: int,
     template: dict[str, Any],
-    active_deadline_seconds: int | None = None,
 ) -> dict[str, Any]:
     """An Indexed Job's spec: one index per pending partition (one for a plain unit),
-    exit codes mapped by the pod failure policy; ``active_deadline_seconds``: the
-    last-resort hard stop of the execution's deadline."""
+    exit codes mapped by the pod failure policy."""
     completions = 1 if partitions is None else len(partitions)
-    deadline = (
-        {}
-        if active_deadline_seconds is None
-        else {"activeDeadlineSeconds": active_deadline_seconds}
-    )
     return {
-        **deadline,
         "completionMode": "Indexed",
         "completions": completions,
         "parallelism": max(1, min(parallelism or completions, completions)),
@@ -294,11 +293,8 @@ def step_job(
         {"metadata": {"labels": labels}, "spec": _pod_spec(container, grace, service_account)},
         [("stepDefaults", config.step_defaults), *(templates or [])],
     )
-    spec = _indexed(
-        partitions, parallelism, backoff_limit_per_index, template, active_deadline_seconds
-    )
-    if config.step_ttl_at_creation is not None:
-        spec["ttlSecondsAfterFinished"] = config.step_ttl_at_creation
+    spec = _indexed(partitions, parallelism, backoff_limit_per_index, template)
+    spec |= _lifetime(active_deadline_seconds, config.step_ttl_at_creation)
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
