@@ -22,6 +22,7 @@ from baton.registry.jobs import RegisteredJob
 from baton.spec.model import BatchJob, JobSpec, ObjectMeta
 from conftest import JOBS
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 
 @pytest.fixture
@@ -337,6 +338,39 @@ def test_recovery_of_a_dead_process(
         op.start(numbers, {"count": "6"})
     assert op.recover(other.id, force=True).status is BatchStatus.FAILED
     assert op.restart(other.id).status is BatchStatus.COMPLETED
+
+
+class OutageAtOpen:
+    """A writer whose first open() meets the server going away (PostgreSQL's
+    AdminShutdown, as a restart sends it), like a SQL writer reading its table."""
+
+    opens = 0
+
+    def __init__(self, params: Any):
+        self.items: list[Any] = []
+
+    def open(self, context: Any) -> None:
+        type(self).opens += 1
+        if type(self).opens == 1:
+            reason = Exception("terminating connection due to administrator command")
+            raise OperationalError("SELECT 1", {}, reason)
+
+    def write(self, items: list[Any]) -> None:
+        self.items.extend(items)
+
+
+def test_a_database_restart_while_streams_open_is_ridden_out(op: JobOperator) -> None:
+    from testjobs import NumbersReader
+
+    OutageAtOpen.opens = 0
+    job = _job(
+        "outage",
+        baton.chunk("load", reader=NumbersReader, writer=OutageAtOpen, size=5),
+        parameters=[baton.param("count", "int")],
+    )
+    e = op.start(job, {"count": 12})
+    assert e.status is BatchStatus.COMPLETED, e.exit_description
+    assert OutageAtOpen.opens == 2
 
 
 def test_unreachable_database_is_one_clear_error() -> None:

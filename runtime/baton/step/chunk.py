@@ -106,9 +106,9 @@ class ChunkStep:
         streams = [s for s in (self.reader, *self.writers.leaves) if hasattr(s, "open")]
         outcome: Outcome | None = None
         try:
-            for s in streams:
-                s.open(self.ctx.step_context)
             retry = Retrier(self._what)
+            for s in streams:  # a SQL reader/writer reads its table at open: ride out a restart
+                retry(partial(s.open, self.ctx.step_context))
             retry(lambda: self.writers.find_bound(self.repo.engine))
             if isinstance(self.reader, KnowsTotal):
                 total = self.reader.total()
