@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -107,13 +106,14 @@ def apply_crds(kubectl: Kubectl, timeout: float = 60) -> None:
         for doc in yaml.safe_load_all(path.read_text())
         if doc
     ]
-    established = '{.status.conditions[?(@.type=="Established")].status}'
-    deadline = time.monotonic() + timeout
+    established = 'jsonpath={.status.conditions[?(@.type=="Established")].status}'
     for name in names:
-        while kubectl("get", "crd", name, "-o", f"jsonpath={established}").stdout != "True":
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"CRD {name} not Established after {timeout:.0f}s")
-            time.sleep(0.5)
+        kubectl.wait_until(
+            f"CRD {name} Established",
+            lambda n=name: kubectl("get", "crd", n, "-o", established).stdout == "True",
+            timeout=timeout,
+            interval=0.5,
+        )
 
 
 def install_operator(

@@ -16,7 +16,9 @@ pytestmark = pytest.mark.slow
 
 
 def test_stop_from_another_process_then_restart(db_url: str) -> None:
-    proc, eid = launch_background(db_url, "-p", "count=600", env={"BATON_TEST_SLEEP": "0.004"})
+    # 3000 items at 4 ms is ~12 s of work: the stop (a second CLI process) lands
+    # mid-step even on a loaded machine, where 600 items once finished first.
+    proc, eid = launch_background(db_url, "-p", "count=3000", env={"BATON_TEST_SLEEP": "0.004"})
     try:
         wait_for_commits(db_url, eid, 3)
         stop = baton("stop", str(eid), db=db_url)
@@ -28,16 +30,16 @@ def test_stop_from_another_process_then_restart(db_url: str) -> None:
     shown = json.loads(baton("show", str(eid), "--json", db=db_url).stdout)
     assert shown["status"] == "STOPPED"
     written = next(s["writeCount"] for s in shown["steps"] if s["name"] == "load")
-    assert 0 < written < 600 and written % 10 == 0
+    assert 0 < written < 3000 and written % 10 == 0
     assert out_rows(db_url) == (written, written, written)
 
     r = baton("restart", str(eid), "--no-progress", db=db_url)
     assert r.returncode == 0, r.stderr
-    assert out_rows(db_url) == (600, 600, 600)
+    assert out_rows(db_url) == (3000, 3000, 3000)
 
 
 def test_sigterm_to_run_stops_at_a_chunk_boundary(sqlite_url: str) -> None:
-    proc, eid = launch_background(sqlite_url, "-p", "count=600", env={"BATON_TEST_SLEEP": "0.004"})
+    proc, eid = launch_background(sqlite_url, "-p", "count=3000", env={"BATON_TEST_SLEEP": "0.004"})
     wait_for_commits(sqlite_url, eid, 2)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(60) == ExitCode.STOPPED
