@@ -97,7 +97,40 @@ def execution_name(job: str) -> str:
     return f"{base}-{uuid.uuid4().hex[:6]}"
 
 
-class ClusterJobOperator:
+class NamespacedObjects:
+    """Get and spec-patch one kind of Baton resource (``plural``) in a namespace."""
+
+    plural = PLURAL
+    api: Any
+    namespace: str
+
+    def get(self, name: str) -> dict[str, Any]:
+        return dict(
+            _call(
+                self.api.get_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.namespace,
+                self.plural,
+                name,
+            )
+        )
+
+    def _patch(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return dict(
+            _call(
+                self.api.patch_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.namespace,
+                self.plural,
+                name,
+                {"spec": spec},
+            )
+        )
+
+
+class ClusterJobOperator(NamespacedObjects):
     """The JobOperator facade for a cluster: BatchExecutions instead of local runs."""
 
     def __init__(
@@ -148,31 +181,6 @@ class ClusterJobOperator:
                 self.namespace,
                 PLURAL,
                 body,
-            )
-        )
-
-    def get(self, name: str) -> dict[str, Any]:
-        return dict(
-            _call(
-                self.api.get_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                PLURAL,
-                name,
-            )
-        )
-
-    def _patch(self, name: str, spec: dict[str, Any]) -> dict[str, Any]:
-        return dict(
-            _call(
-                self.api.patch_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                PLURAL,
-                name,
-                {"spec": spec},
             )
         )
 

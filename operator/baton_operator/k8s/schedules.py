@@ -9,12 +9,13 @@ from typing import Any
 from baton.schedule.keys import backfill_windows, parse_window_time
 from baton.schedule.model import ScheduleSpec
 
-from baton_operator.k8s.client import ClusterError, _api, _call, default_namespace
-from baton_operator.k8s.resources import GROUP, VERSION
+from baton_operator.k8s.client import ClusterError, NamespacedObjects, _api, default_namespace
 from baton_operator.k8s.schedule_resources import SCHEDULES_PLURAL
 
 
-class ClusterSchedules:
+class ClusterSchedules(NamespacedObjects):
+    plural = SCHEDULES_PLURAL
+
     def __init__(
         self,
         namespace: str | None,
@@ -26,18 +27,6 @@ class ClusterSchedules:
         self.api = api if api is not None else _api(kubeconfig, context)
         self.namespace = namespace or default_namespace(kubeconfig, context)
 
-    def get(self, name: str) -> dict[str, Any]:
-        return dict(
-            _call(
-                self.api.get_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                SCHEDULES_PLURAL,
-                name,
-            )
-        )
-
     def backfill(self, name: str, start: str, end: str, max_running: int) -> dict[str, Any]:
         """Check the times against the schedule (its zone, from <= to, at most 1000
         windows), then set spec.backfill."""
@@ -46,17 +35,8 @@ class ClusterSchedules:
         first = parse_window_time(start, engine.zone(), "--from")
         last = parse_window_time(end, engine.zone(), "--to")
         backfill_windows(engine, first, last)
-        body = {"spec": {"backfill": {"from": start, "to": end, "maxRunning": max_running}}}
-        return dict(
-            _call(
-                self.api.patch_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                SCHEDULES_PLURAL,
-                name,
-                body,
-            )
+        return self._patch(
+            name, {"backfill": {"from": start, "to": end, "maxRunning": max_running}}
         )
 
     def wait_backfill(
