@@ -8,14 +8,16 @@ Both default to the job repository's own database; give ``url`` to use another o
 from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from sqlalchemy import Connection, Engine, MetaData, Table, select, text
 from sqlalchemy.exc import NoSuchTableError
 
 from baton.core.errors import BatonError, InvalidDefinition
 from baton.items.protocols import RunningStep
-from baton.items.sql_modes import RowMode, WriteMode, as_row, reflect, write_chunk
+
+if TYPE_CHECKING:
+    from baton.items.sql_modes import RowMode
 from baton.repository.engine import make_engine, normalize_url
 
 
@@ -135,7 +137,7 @@ class SqlWriter:
         self,
         table: str | Table | None = None,
         *,
-        mode: WriteMode = "copy",
+        mode: Literal["copy", "insert", "upsert"] = "copy",
         conflict: list[str] | None = None,
         update: list[str] | None = None,
         url: str | None = None,
@@ -145,14 +147,20 @@ class SqlWriter:
         self._table_ref = table if table is not None else type(self).table
         if self._table_ref is None:
             raise InvalidDefinition(f"{type(self).__name__} needs a table")
+        # The write paths load with the first SqlWriter: a step process loads this
+        # module for SqlReader alone (the chunk loop knows it), and reads with it.
+        from baton.items.sql_modes import RowMode
+
         self.mode = mode
-        self._how = RowMode.of(mode, conflict, update)
+        self._how: RowMode = RowMode.of(mode, conflict, update)
         self.engine = _engine(step, url)
         self._create = self.create if create is None else create
         self._conn: Connection | None = None
         self._table: Table | None = None
 
     def open(self, context: MutableMapping[str, Any]) -> None:
+        from baton.items.sql_modes import reflect
+
         ref = self._table_ref
         if isinstance(ref, Table):
             if self._create:
@@ -171,6 +179,8 @@ class SqlWriter:
     def write(self, items: list[Any]) -> None:
         if self._table is None:
             raise BatonError("SqlWriter written before open()")
+        from baton.items.sql_modes import as_row, write_chunk
+
         rows = [as_row(i) for i in items]
         if self._conn is not None:
             write_chunk(self._conn, self._table, self._how, rows)
