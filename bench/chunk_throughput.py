@@ -1,16 +1,20 @@
 #!/usr/bin/env python
-"""Chunk-step throughput: Baton against a hand-written psycopg loop, in the same run.
+"""Chunk-step throughput: Baton's SQL writer modes against a hand-written psycopg
+loop, in the same run.
 
-The same job both ways: read N generated rows, transform each, insert them into a
+The same job every way: read N generated rows, transform each, insert them into a
 table in the job repository's PostgreSQL, one transaction per ``--chunk-size`` rows.
 
-(a) Baton: a chunk step (a generated-rows reader, a transforming processor, a
-    ``SqlWriter`` subclass), launched in-process with ``JobOperator.start_next_instance``;
-    every chunk's rows commit together with the chunk's checkpoint.
+(a) Baton, once per ``--modes`` entry (copy, insert, upsert): a chunk step (a
+    generated-rows reader, a transforming processor, a ``SqlWriter`` subclass with
+    ``writerArgs: {mode: ...}``), launched in-process with
+    ``JobOperator.start_next_instance``; every chunk's rows commit together with the
+    chunk's checkpoint.
 (b) Hand-written: psycopg 3, ``executemany`` + ``commit`` every ``--chunk-size`` rows.
 
-Repetitions alternate (ABBA) so that drift of the machine hits both sides alike, and
-the result is a ratio of throughputs measured in this run, never an absolute claim.
+Repetitions alternate the order of the sides (ABBA: forward, then reversed) so that
+drift of the machine hits every side alike, and the results are ratios of throughputs
+measured in this run, never an absolute claim.
 
 Before timing, the job is executed ``--history`` times (default 50) while a SQLAlchemy
 ``before_cursor_execute`` listener on ``repo.engine`` counts the statements of every
@@ -66,7 +70,7 @@ def _out_table(name: str) -> Table:
     return Table(
         name,
         metadata,
-        Column("id", BigInteger, nullable=False),
+        Column("id", BigInteger, primary_key=True, autoincrement=False),  # upsert's key
         Column("name", String(32), nullable=False),
         Column("amount_cents", BigInteger, nullable=False),
         Column("category", String(16), nullable=False),
@@ -129,7 +133,15 @@ class BenchWriter(SqlWriter):
     table = baton_out
 
 
-def bench_job(chunk_size: int) -> BatchJob:
+MODES = ("copy", "insert", "upsert")
+TARGETS = {"copy": 2.0, "insert": 0.95, "upsert": 0.9}  # x the hand-written loop
+
+
+def writer_args(mode: str) -> dict[str, Any]:
+    return {"mode": mode, **({"conflict": ["id"]} if mode == "upsert" else {})}
+
+
+def bench_job(chunk_size: int, mode: str = "copy") -> BatchJob:
     return BatchJob.model_validate(
         {
             "metadata": {"name": JOB_NAME},
@@ -143,6 +155,7 @@ def bench_job(chunk_size: int) -> BatchJob:
                             "reader": f"{MODULE}:GeneratedRows",
                             "processor": f"{MODULE}:transform",
                             "writer": f"{MODULE}:BenchWriter",
+                            "writerArgs": writer_args(mode),
                             "size": chunk_size,
                         },
                     }
@@ -384,26 +397,26 @@ class BenchResult:
     first: ExecutionCount
     last: ExecutionCount
     history: int
-    baton_seconds: list[float] = field(default_factory=list)
-    hand_seconds: list[float] = field(default_factory=list)
-    baton_cpu: list[tuple[float, float]] = field(default_factory=list)  # (client, server)
-    hand_cpu: list[tuple[float, float]] = field(default_factory=list)
+    modes: tuple[str, ...] = ("copy",)
+    seconds: dict[str, list[float]] = field(default_factory=dict)  # side -> per repetition
+    cpu: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # (client, server)
 
     @property
-    def pair_ratios(self) -> list[float]:
+    def hand_seconds(self) -> list[float]:
+        return self.seconds["hand"]
+
+    def pair_ratios(self, mode: str) -> list[float]:
         """Throughput ratio Baton/hand-written of each repetition (time_hand / time_baton)."""
-        return [h / b for b, h in zip(self.baton_seconds, self.hand_seconds, strict=True)]
+        return [h / b for b, h in zip(self.seconds[mode], self.hand_seconds, strict=True)]
 
-    @property
-    def ratio(self) -> float:
+    def ratio(self, mode: str) -> float:
         """Median over repetitions of the paired ratios."""
-        return statistics.median(self.pair_ratios)
+        return statistics.median(self.pair_ratios(mode))
 
-    @property
-    def cpu_ratio(self) -> float:
+    def cpu_ratio(self, mode: str) -> float:
         """CPU cost ratio hand-written/Baton (client + server), median over repetitions."""
         return statistics.median(
-            sum(h) / sum(b) for b, h in zip(self.baton_cpu, self.hand_cpu, strict=True)
+            sum(h) / sum(b) for b, h in zip(self.cpu[mode], self.cpu["hand"], strict=True)
         )
 
     @property
@@ -440,64 +453,54 @@ def run_bench(
     chunk_size: int = 1000,
     history: int = 50,
     history_rows: int | None = None,
+    modes: tuple[str, ...] = MODES,
     say: Callable[[str], None] = print,
 ) -> BenchResult:
-    """Run both sides against the database at ``url`` (used as it is)."""
+    """Run every side against the database at ``url`` (used as it is)."""
     repo = JobRepository(url)
     admin = create_engine(normalize_url(url), isolation_level="AUTOCOMMIT")
     try:
         _prepare_tables(admin)
-        job = bench_job(chunk_size)
+        jobs = {mode: bench_job(chunk_size, mode) for mode in modes}
         op = JobOperator(repo, in_process=True)
         history_rows = history_rows or 5 * chunk_size
 
         # 1. Statements per chunk, on the 1st and the last of `history` executions.
-        say(f"history: {history} executions of {history_rows} rows (chunk size {chunk_size})")
-        counter = StatementCounter(repo.engine)
-        counts: list[ExecutionCount] = []
-        try:
-            for _ in range(history):
-                counter.reset()
-                run_baton(op, job, history_rows)
-                counts.append(counter.snapshot())
-        finally:
-            counter.close()
-        first, last = counts[0], counts[-1]
+        say(
+            f"history: {history} executions of {history_rows} rows (chunk size {chunk_size}, "
+            f"mode {modes[0]})"
+        )
+        first, last = _history(op, repo, admin, jobs[modes[0]], (history, history_rows))
         say(f"  execution 1:  {first.describe()}")
         say(f"  execution {history}: {last.describe()}")
 
         # 2. Throughput, ABBA-interleaved, on a repository holding that history.
-        result = BenchResult(rows, chunk_size, first, last, history)
+        result = BenchResult(rows, chunk_size, first, last, history, modes)
+        sides = ("hand", *modes)
+        for side in sides:
+            result.seconds[side], result.cpu[side] = [], []
         meter = CpuMeter(admin)
         with _dbapi_connect(url) as (conn, style):
             run_hand(conn, style, min(rows, 10 * chunk_size), chunk_size)  # warm-up
-            say(f"throughput: {repeat} x {rows} rows each way, interleaved")
+            say(f"throughput: {repeat} x {rows} rows each of {', '.join(sides)}, interleaved")
             for rep in range(repeat):
-                times: dict[str, float] = {}
-                cpu: dict[str, tuple[float, float]] = {}
-                order = ("baton", "hand") if rep % 2 == 0 else ("hand", "baton")
+                order = sides if rep % 2 == 0 else sides[::-1]
                 for side in order:
                     _clear(admin)
                     before = meter.sample()
                     t0 = time.perf_counter()
-                    if side == "baton":
-                        run_baton(op, job, rows)
-                    else:
+                    if side == "hand":
                         run_hand(conn, style, rows, chunk_size)
-                    times[side] = time.perf_counter() - t0
-                    cpu[side] = meter.spent(before)
-                    table = baton_out if side == "baton" else hand_out
-                    written = _count(admin, table)
+                    else:
+                        run_baton(op, jobs[side], rows)
+                    result.seconds[side].append(time.perf_counter() - t0)
+                    result.cpu[side].append(meter.spent(before))
+                    written = _count(admin, hand_out if side == "hand" else baton_out)
                     if written != rows:
                         raise RuntimeError(f"{side} wrote {written} rows, expected {rows}")
-                result.baton_seconds.append(times["baton"])
-                result.hand_seconds.append(times["hand"])
-                result.baton_cpu.append(cpu["baton"])
-                result.hand_cpu.append(cpu["hand"])
                 say(
-                    f"  rep {rep + 1}: Baton/hand-written throughput = "
-                    f"{times['hand'] / times['baton']:.3f}, CPU cost ratio = "
-                    f"{sum(cpu['hand']) / sum(cpu['baton']):.3f}  (order: {' then '.join(order)})"
+                    f"  rep {rep + 1} (order: {' '.join(order)}): Baton/hand-written throughput "
+                    + ", ".join(f"{m} {result.pair_ratios(m)[-1]:.3f}" for m in modes)
                 )
         return result
     finally:
@@ -505,24 +508,42 @@ def run_bench(
         repo.dispose()
 
 
+def _history(
+    op: JobOperator, repo: JobRepository, admin: Engine, job: BatchJob, size: tuple[int, int]
+) -> tuple[ExecutionCount, ExecutionCount]:
+    """The statements of the 1st and the last of ``size[0]`` executions of ``size[1]`` rows
+    (the output table emptied before each, on another engine: ids repeat)."""
+    history, rows = size
+    counter = StatementCounter(repo.engine)
+    counts: list[ExecutionCount] = []
+    try:
+        for _ in range(history):
+            _clear(admin)
+            counter.reset()
+            run_baton(op, job, rows)
+            counts.append(counter.snapshot())
+    finally:
+        counter.close()
+    return counts[0], counts[-1]
+
+
 def report(result: BenchResult, say: Callable[[str], None] = print) -> None:
-    ratios = result.pair_ratios
     say("")
     say(
-        f"Baton / hand-written throughput at chunk size {result.chunk_size}, {result.rows} rows: "
-        f"median {result.ratio:.3f}  (min {min(ratios):.3f}, max {max(ratios):.3f}, "
-        f"ratio of medians {statistics.median(result.hand_seconds) / statistics.median(result.baton_seconds):.3f})"  # noqa: E501
+        f"Baton / hand-written psycopg executemany throughput at chunk size "
+        f"{result.chunk_size}, {result.rows} rows (median of paired ratios, min..max; "
+        "CPU cost ratio client + server):"
     )
-    say("target: >= 0.9  ->  " + ("met" if result.ratio >= 0.9 else "NOT met"))
-    b_client = statistics.median(c for c, _ in result.baton_cpu)
-    h_client = statistics.median(c for c, _ in result.hand_cpu)
-    b_server = statistics.median(s for _, s in result.baton_cpu)
-    h_server = statistics.median(s for _, s in result.hand_cpu)
-    say(
-        f"CPU cost hand-written/Baton (client + server backends): {result.cpu_ratio:.3f}  "
-        f"(client {h_client / b_client:.3f}"
-        + (f", server {h_server / b_server:.3f})" if b_server > 0 else ", server not measured)")
-    )
+    hand_median = statistics.median(result.hand_seconds)
+    for mode in result.modes:
+        ratios = result.pair_ratios(mode)
+        target = TARGETS[mode]
+        say(
+            f"  {mode:<7} {result.ratio(mode):.3f}  ({min(ratios):.3f}..{max(ratios):.3f}, "
+            f"ratio of medians {hand_median / statistics.median(result.seconds[mode]):.3f}, "
+            f"CPU {result.cpu_ratio(mode):.3f})  target >= {target}  ->  "
+            + ("met" if result.ratio(mode) >= target else "NOT met")
+        )
     say(
         f"statements per chunk: execution 1 = {_per(result.first)}, "
         f"execution {result.history} = {_per(result.last)}  ->  "
@@ -560,14 +581,15 @@ def main(argv: list[str] | None = None) -> int:
         "--db-url", default=None, help="run in this database as it is (sqlite:/// or PG)"
     )
     p.add_argument(
-        "--insert",
-        action="store_true",
-        help="make Baton's SqlWriter use INSERT (executemany) instead of PostgreSQL COPY,"
-        " the same statement as the hand-written loop",
+        "--modes",
+        default=",".join(MODES),
+        help="the SqlWriter modes to time against the hand-written loop, comma-separated"
+        " (copy: PostgreSQL COPY; insert, upsert: the driver's executemany)",
     )
     args = p.parse_args(argv)
-    BenchWriter.use_copy = not args.insert
-    print(f"Baton's SqlWriter loads with {'INSERT (executemany)' if args.insert else 'COPY'}")
+    modes = tuple(m.strip() for m in args.modes.split(",") if m.strip())
+    if not modes or any(m not in MODES for m in modes):
+        p.error(f"--modes takes some of {', '.join(MODES)}")
     if args.rows % args.chunk_size:
         p.error("--rows must be a multiple of --chunk-size (all chunks full)")
 
@@ -579,6 +601,7 @@ def main(argv: list[str] | None = None) -> int:
             chunk_size=args.chunk_size,
             history=args.history,
             history_rows=args.history_rows,
+            modes=modes,
         )
 
     result = in_database(args.db_url, args.pg_url, go)

@@ -191,11 +191,12 @@ def wait_for_commits(db: str, execution_id: int, commits: int, timeout: float = 
 
 
 def launch_background(
-    db: str, *args: str, env: dict[str, str]
+    db: str, *args: str, env: dict[str, str], manifest: Path = JOBS / "numbers.yaml"
 ) -> tuple[subprocess.Popen[str], int]:
-    """`baton run` of tests/jobs/numbers.yaml in the background, once it printed its id."""
+    """`baton run` of tests/jobs/numbers.yaml (or ``manifest``) in the background, once
+    it printed its id."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "baton", "run", str(JOBS / "numbers.yaml"), "--no-progress", *args],
+        [sys.executable, "-m", "baton", "run", str(manifest), "--no-progress", *args],
         cwd=ROOT,
         env=dict(os.environ, BATON_DB_URL=db, **env),
         stdout=subprocess.PIPE,

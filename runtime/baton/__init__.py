@@ -42,6 +42,7 @@ if TYPE_CHECKING:
         ListWriter,
         SqlReader,
         SqlWriter,
+        write_rows,
     )
     from baton.launch.operator import JobOperator
     from baton.registry.decorators import chunk, job, param, tasklet
@@ -81,6 +82,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "ListWriter",
         "SqlReader",
         "SqlWriter",
+        "write_rows",
     ),
     "baton.explore.caching": ("CachingJobExplorer",),
     "baton.explore.explorer": ("JobExplorer",),
@@ -139,6 +141,7 @@ __all__ = [
     "load_manifests",
     "param",
     "tasklet",
+    "write_rows",
 ]
 
 

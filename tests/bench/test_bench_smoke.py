@@ -32,11 +32,13 @@ def test_bench_runs_and_statements_per_chunk_do_not_grow(bench: ModuleType, db_u
         assert result.first.per_chunk == {1: 3}
     else:
         assert "1 executemany of 10 rows" in result.first.insert_style
-    assert len(result.baton_seconds) == len(result.hand_seconds) == 2
-    assert all(r > 0 for r in result.pair_ratios)
+    assert result.modes == ("copy", "insert", "upsert")
+    assert all(len(result.seconds[side]) == 2 for side in ("hand", *result.modes))
+    assert all(r > 0 for m in result.modes for r in result.pair_ratios(m))
     text = "\n".join(lines)
     assert "statements per chunk: execution 1 =" in text
-    assert "Baton / hand-written throughput" in text
+    assert "Baton / hand-written psycopg executemany throughput" in text
+    assert all(f"  {m} " in text for m in result.modes)
 
 
 def test_bench_command_line(
@@ -56,13 +58,18 @@ def test_bench_command_line(
             "2",
             "--history-rows",
             "20",
+            "--modes",
+            "insert,upsert",
         ]
     )
     out = capsys.readouterr().out
     assert code == 0, out
     assert "->  same" in out
+    assert "  insert " in out and "  upsert " in out and "  copy " not in out
 
 
-def test_bench_rejects_partial_chunks(bench: ModuleType) -> None:
+def test_bench_rejects_partial_chunks_and_unknown_modes(bench: ModuleType) -> None:
     with pytest.raises(SystemExit):
         bench.main(["--rows", "15", "--chunk-size", "10"])
+    with pytest.raises(SystemExit):
+        bench.main(["--modes", "copy,merge"])

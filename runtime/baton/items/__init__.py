@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         StagedWriter,
         TransactionalWriter,
     )
+    from baton.items.sql_modes import write_rows
 
 _HOMES: dict[str, tuple[str, ...]] = {
     "baton.items.composite": ("CompositeWriter",),
@@ -41,6 +42,7 @@ _HOMES: dict[str, tuple[str, ...]] = {
         "StagedWriter",
         "TransactionalWriter",
     ),
+    "baton.items.sql_modes": ("write_rows",),
 }
 __all__ = [
     "CompositeWriter",
@@ -60,6 +62,7 @@ __all__ = [
     "SqlWriter",
     "StagedWriter",
     "TransactionalWriter",
+    "write_rows",
 ]
 
 

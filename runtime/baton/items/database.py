@@ -1,5 +1,5 @@
-"""SQL reader (keyset paging, restartable) and SQL writer (bulk insert in the
-checkpoint transaction: exactly-once output across crashes).
+"""SQL reader (keyset paging, restartable) and SQL writer (COPY, INSERT or upsert in
+the checkpoint transaction: exactly-once output across crashes).
 
 Both default to the job repository's own database; give ``url`` to use another one
 (the writer is then at-least-once: its transaction is not the checkpoint's).
@@ -7,15 +7,17 @@ Both default to the job repository's own database; give ``url`` to use another o
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Iterator, Mapping, MutableMapping, Sequence
-from typing import Any
+from collections.abc import Iterator, MutableMapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import Boolean, Connection, Engine, MetaData, Table, insert, select, text
-from sqlalchemy.exc import DBAPIError, NoSuchTableError
+from sqlalchemy import Connection, Engine, MetaData, Table, select, text
+from sqlalchemy.exc import NoSuchTableError
 
 from baton.core.errors import BatonError, InvalidDefinition
 from baton.items.protocols import RunningStep
+
+if TYPE_CHECKING:
+    from baton.items.sql_modes import RowMode
 from baton.repository.engine import make_engine, normalize_url
 
 
@@ -27,16 +29,6 @@ def _engine(step: RunningStep | None, url: str | None) -> Engine:
     if step is None:
         raise InvalidDefinition("SQL reader/writer needs a 'url' or a running step")
     return step.engine
-
-
-def _row(item: Any) -> Mapping[str, Any]:
-    if isinstance(item, Mapping):
-        return item
-    if dataclasses.is_dataclass(item) and not isinstance(item, type):
-        return dataclasses.asdict(item)
-    if hasattr(item, "_asdict"):
-        return item._asdict()  # type: ignore[no-any-return]
-    raise BatonError(f"SqlWriter needs dict-like items, got {type(item).__name__}")
 
 
 class SqlReader:
@@ -119,25 +111,35 @@ class SqlReader:
 
 
 class SqlWriter:
-    """Bulk-inserts dict items into ``table`` (a name, or a SQLAlchemy ``Table``).
+    """Writes dict items into ``table`` (a name, or a SQLAlchemy ``Table``), one chunk
+    at a time, by ``mode``:
+
+    - ``copy`` (default): on PostgreSQL plain rows go in with COPY; anything COPY
+      would treat differently from an INSERT (JSON, custom types, Python-side
+      defaults, uneven rows), and every row on SQLite, is inserted as by ``insert``;
+    - ``insert``: one INSERT statement, run by the driver's ``executemany``;
+    - ``upsert``: the same with ``ON CONFLICT (conflict) DO UPDATE SET`` the
+      ``update`` columns (default: every other written column; ``[]``: DO NOTHING),
+      so writing a chunk twice leaves its rows once.
 
     With the repository's database it writes inside the chunk's checkpoint
     transaction: a chunk's rows and its checkpoint commit together or not at all.
-    On PostgreSQL plain rows go in with COPY; anything COPY would treat differently
-    from an INSERT (JSON, custom types, Python-side defaults, uneven rows) is inserted.
+    With its own ``url`` it commits each chunk itself (at-least-once); ``upsert``
+    then makes a chunk re-written after a crash idempotent.
     Subclasses may set ``table`` as a class attribute; ``create=True`` creates a
     ``Table`` given with its columns if it does not exist.
     """
 
     table: str | Table | None = None
     create: bool = False
-    use_copy: bool = True
-    """On PostgreSQL, load plain rows with COPY (several times faster than INSERT)."""
 
     def __init__(
         self,
         table: str | Table | None = None,
         *,
+        mode: Literal["copy", "insert", "upsert"] = "copy",
+        conflict: list[str] | None = None,
+        update: list[str] | None = None,
         url: str | None = None,
         create: bool | None = None,
         step: RunningStep | None = None,
@@ -145,23 +147,28 @@ class SqlWriter:
         self._table_ref = table if table is not None else type(self).table
         if self._table_ref is None:
             raise InvalidDefinition(f"{type(self).__name__} needs a table")
+        # The write paths load with the first SqlWriter: a step process loads this
+        # module for SqlReader alone (the chunk loop knows it), and reads with it.
+        from baton.items.sql_modes import RowMode
+
+        self.mode = mode
+        self._how: RowMode = RowMode.of(mode, conflict, update)
         self.engine = _engine(step, url)
         self._create = self.create if create is None else create
         self._conn: Connection | None = None
         self._table: Table | None = None
 
     def open(self, context: MutableMapping[str, Any]) -> None:
+        from baton.items.sql_modes import reflect
+
         ref = self._table_ref
         if isinstance(ref, Table):
             if self._create:
                 ref.create(self.engine, checkfirst=True)
             self._table = ref
         else:
-            try:
-                self._table = Table(str(ref), MetaData(), autoload_with=self.engine)
-            except NoSuchTableError:
-                raise BatonError(f"SqlWriter: no table '{ref}'") from None
-        self._insert = insert(self._table)
+            self._table = reflect(self.engine, str(ref))
+        self._how.check_table(self._table, reflected=not isinstance(ref, Table))
 
     def bind_transaction(self, connection: Any) -> bool:
         if connection is not None and connection.engine is not self.engine:
@@ -172,63 +179,14 @@ class SqlWriter:
     def write(self, items: list[Any]) -> None:
         if self._table is None:
             raise BatonError("SqlWriter written before open()")
-        rows = [_row(i) for i in items]
+        from baton.items.sql_modes import as_row, write_chunk
+
+        rows = [as_row(i) for i in items]
         if self._conn is not None:
-            self._write(self._conn, rows)
+            write_chunk(self._conn, self._table, self._how, rows)
             return
         with self.engine.begin() as conn:
-            self._write(conn, rows)
-
-    def _write(self, conn: Connection, rows: list[Mapping[str, Any]]) -> None:
-        columns = self._copy_columns(conn, rows)
-        if columns is None:
-            conn.execute(self._insert, rows)
-        else:
-            self._copy(conn, columns, rows)
-
-    def _copy_columns(self, conn: Connection, rows: list[Mapping[str, Any]]) -> list[str] | None:
-        """The columns to COPY, when PostgreSQL's COPY gives exactly what an INSERT
-        would: every row has the same plain columns, none needs a bind processor (JSON,
-        enums, custom types) and no omitted column has a Python-side default."""
-        if conn.dialect.name != "postgresql" or not self.use_copy or not rows:
-            return None
-        assert self._table is not None
-        first = list(rows[0])
-        keys = set(first)
-        if not all(len(r) == len(first) and r.keys() == keys for r in rows):
-            return None
-        cols = self._table.c
-        if not keys <= set(cols.keys()):
-            return None
-        if any(c.default is not None for c in cols if c.key not in keys):
-            return None
-        for k in first:
-            kind = cols[k].type
-            if isinstance(kind, Boolean):  # its processor only checks for real booleans
-                if not all(isinstance(r[k], bool | None) for r in rows):
-                    return None
-            elif kind.dialect_impl(conn.dialect).bind_processor(conn.dialect) is not None:
-                return None
-        return first
-
-    def _copy(self, conn: Connection, columns: list[str], rows: list[Mapping[str, Any]]) -> None:
-        """Bulk load with COPY, in the caller's transaction (the checkpoint's)."""
-        assert self._table is not None
-        quote = conn.dialect.identifier_preparer
-        sql = (
-            f"COPY {quote.format_table(self._table)} "
-            f"({', '.join(quote.quote(c) for c in columns)}) FROM STDIN"
-        )
-        raw = conn.connection.driver_connection
-        dbapi = conn.dialect.dbapi
-        assert raw is not None and dbapi is not None
-        try:
-            with raw.cursor() as cur, cur.copy(sql) as copy:
-                for r in rows:
-                    copy.write_row(tuple(r[c] for c in columns))
-        except dbapi.Error as e:
-            # The same exception SQLAlchemy raises for a failed INSERT (IntegrityError...).
-            raise DBAPIError.instance(sql, None, e, dbapi.Error, dialect=conn.dialect) from e
+            write_chunk(conn, self._table, self._how, rows)
 
     def update(self, context: MutableMapping[str, Any]) -> None:
         pass
