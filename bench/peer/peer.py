@@ -20,6 +20,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import time
@@ -172,11 +173,14 @@ class Bench:
             self.run_no += 1
             self.sql(f"TRUNCATE {table_name}")
         self.sql("SELECT pg_stat_statements_reset()")
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.time()
         proc = subprocess.run(
             self.command(side, restart_of), env=env, capture_output=True, text=True
         )
         wall = time.time() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         stats = self.sql(
             "SELECT query, calls FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid"
             " WHERE d.datname = current_database()"
@@ -194,6 +198,7 @@ class Bench:
             "execution": execution,
             "start": start,
             "wall": wall,
+            "cpu": cpu,
             "step": step_s,
             "chunks": chunks,
             "statements": repository_statements(stats, family),
@@ -231,7 +236,7 @@ class Bench:
             for query, calls in sorted(r["stats"], key=lambda s: -s[1]):
                 if repository_statements([(query, calls)], family):
                     print(f"    {calls:6} {' '.join(query.split())[:110]}")
-        return Run(side, r["step"], r["wall"], r["chunks"], r["statements"])
+        return Run(side, r["step"], r["wall"], r["chunks"], r["statements"], r["cpu"])
 
     def restart(self, side: str) -> Restart:
         """Fail at row 90 %, restart: time to the first new chunk's last row (the
@@ -258,7 +263,11 @@ def measure(args: argparse.Namespace, url: str) -> Results:
     for i in range(args.repeat):
         for side in side_order(sides, i):
             run = bench.timed(side)
-            print(f"  {side:<13} step {run.step_s:6.2f} s  wall {run.wall_s:6.2f} s", flush=True)
+            print(
+                f"  {side:<13} step {run.step_s:6.2f} s  wall {run.wall_s:6.2f} s"
+                f"  client CPU {run.cpu_s:6.2f} s",
+                flush=True,
+            )
             results.runs.append(run)
     for i in range(args.restarts):
         for side in side_order(sides[:2], i):

@@ -39,6 +39,9 @@ class Run:
     wall_s: float
     chunks: int
     repo_statements: int
+    cpu_s: float = float("nan")
+    """User + system CPU of the launched process tree (the JVM; the CLI and its step
+    process): steadier than wall time on a busy machine; the server's share is not in it."""
 
     @property
     def per_chunk(self) -> float:
@@ -94,6 +97,7 @@ def summary_rows(results: Results) -> list[list[str]]:
                 side,
                 _fmt(step, " s"),
                 _fmt(median([r.wall_s for r in runs]), " s"),
+                _fmt(median([r.cpu_s for r in runs]), " s"),
                 f"{results.rows / step:,.0f}" if step == step and step > 0 else "-",
                 _fmt(median([r.per_chunk for r in runs])),
                 _fmt(median([r.first_chunk_s for r in restarts]), " s"),
@@ -107,6 +111,7 @@ HEADER = [
     "side",
     "step",
     "wall",
+    "client CPU",
     "rows/s (step)",
     "repo stmts/chunk",
     "restart: 1st chunk",
@@ -138,7 +143,10 @@ def ratio_lines(results: Results, spring: str = "spring") -> list[str]:
         what, target = TARGETS[mode]
         step = throughput_ratio(by_side[side], base)
         wall = median([r.wall_s for r in base]) / median([r.wall_s for r in by_side[side]])
-        lines.append(f"{what}: {step:.2f}x (wall {wall:.2f}x)   target {target}")
+        cpu = median([r.cpu_s for r in base]) / median([r.cpu_s for r in by_side[side]])
+        lines.append(
+            f"{what}: {step:.2f}x (wall {wall:.2f}x, client CPU {cpu:.2f}x)   target {target}"
+        )
     firsts = {
         s: median([r.first_chunk_s for r in results.restarts if r.side == s])
         for s in {r.side for r in results.restarts}
