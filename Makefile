@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 DEMO_DATE ?= 2026-01-01
 LINT_DIRS := $(wildcard runtime operator tests examples bench e2e)
 
-.PHONY: setup demo test unit lint pg pg-stop bench bench-purge crds helm-lint clean
+.PHONY: setup demo test unit lint pg pg-stop bench bench-purge bench-peer crds helm-lint clean
 
 $(STAMP): pyproject.toml
 	@scripts/bootstrap.sh "$(PYTHON)" "$(VENV)"
@@ -49,6 +49,18 @@ bench: setup pg
 # and SQLite (PURGE_ARGS, e.g. --steps 200000 --small 20000)
 bench-purge: setup pg
 	cd bench && BATON_TEST_PG_URL="$$(../scripts/postgres.sh url)" ../$(BIN)/python purge.py --sqlite $(PURGE_ARGS)
+
+# Baton against Spring Batch 6 on the same CSV -> PostgreSQL job, on a private PostgreSQL
+# with pg_stat_statements (port 55433, stopped at the end). Maven comes from Debian if
+# missing; its repository is cached outside the checkout (PEER_M2).
+# PEER_ARGS, e.g. --rows 100000 --repeat 1 (see bench/README.md)
+PEER_M2 ?= /var/cache/baton-bench/m2
+bench-peer: setup
+	@command -v mvn >/dev/null && command -v javac >/dev/null || { \
+	  echo "bench-peer: installing Maven and a JDK from Debian packages"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq maven openjdk-17-jdk-headless; }
+	cd bench/peer && mvn -B -q -Dmaven.repo.local=$(PEER_M2)/repository package
+	$(BIN)/python bench/peer/peer.py $(PEER_ARGS)
 
 crds: setup
 	$(BIN)/python -m baton_operator.k8s.crdgen crds charts/baton/crds

@@ -2,12 +2,15 @@
 # A private PostgreSQL server for the tests: `postgres.sh start` installs the Debian
 # packages if needed, creates a cluster under $BATON_PG_DIR, starts it on
 # 127.0.0.1:$BATON_PG_PORT and prints the test database URL; `stop` stops it.
-# As root the server runs as the `postgres` user (PostgreSQL refuses to run as root).
+# BATON_PG_PORT, BATON_PG_DIR, BATON_PG_DB and BATON_PG_OPTS (more server options) make a
+# second server (bench/peer's). As root the server runs as the `postgres` user
+# (PostgreSQL refuses to run as root).
 set -euo pipefail
 
 PORT="${BATON_PG_PORT:-55432}"
 DIR="${BATON_PG_DIR:-/tmp/baton-pg-$(id -u)}"
 DB="${BATON_PG_DB:-baton_test}"
+OPTS="${BATON_PG_OPTS:-}"  # more server options, e.g. "-c shared_preload_libraries=..."
 URL="postgresql+psycopg://baton@127.0.0.1:${PORT}/${DB}"
 
 say() { echo "postgres.sh: $*" >&2; }
@@ -44,7 +47,7 @@ start() {
   fi
   if ! as_owner "$bin/pg_ctl" -D "$DIR/data" status >/dev/null 2>&1; then
     as_owner "$bin/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w -t 60 \
-      -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 -c fsync=off" start >&2 \
+      -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 -c fsync=off $OPTS" start >&2 \
       || { say "server did not start:"; tail -n 20 "$DIR/server.log" >&2; exit 1; }
   fi
   local psql=("$bin/psql" -h 127.0.0.1 -p "$PORT" -U postgres -d postgres -qtA)
