@@ -53,15 +53,11 @@ COLUMNS += "order_date date NOT NULL, loaded_at timestamptz NOT NULL DEFAULT clo
 
 
 def baton_writer(mode: str, table_name: str) -> dict[str, Any]:
-    """The chunk's writer keys for a Baton writer mode (copy | insert | upsert).
-
-    The base of this bench predates ``writerArgs.mode``: COPY is the SQL writer's default
-    and INSERT needs a subclass (``peerjob``). Once the writer takes the mode, this is
-    ``{"writer": "baton.items:SqlWriter", "writerArgs": {"table": t, "mode": mode}}``
-    (upsert also ``"conflict": ["id"]``)."""
-    if mode not in ("copy", "insert"):
-        raise SystemExit(f"peer.py: writer mode {mode!r} needs writerArgs.mode (issue 13)")
-    return {"writer": f"peerjob:{mode.capitalize()}Writer", "writerArgs": {"table": table_name}}
+    """The chunk's writer keys for a Baton writer mode (copy | insert | upsert)."""
+    args: dict[str, Any] = {"table": table_name, "mode": mode}
+    if mode == "upsert":
+        args["conflict"] = ["id"]
+    return {"writer": "baton.items:SqlWriter", "writerArgs": args}
 
 
 def write_manifest(path: Path, csv_path: Path, mode: str, chunk: int) -> None:
@@ -313,7 +309,9 @@ def main(argv: list[str] | None = None) -> None:
         help="fail-at-90%% restarts per side (default: --repeat)",
     )
     p.add_argument("--chunk", type=int, default=1000)
-    p.add_argument("--modes", default="copy,insert", help="Baton writer modes (copy,insert,upsert)")
+    p.add_argument(
+        "--modes", default="copy,insert,upsert", help="Baton writer modes (copy,insert,upsert)"
+    )
     p.add_argument("--pg-port", type=int, default=55433)
     p.add_argument("--pg-dir", default="/var/tmp/baton-peer-pg")
     p.add_argument("--workdir", default="/var/tmp/baton-peer", help="generated CSV and manifests")

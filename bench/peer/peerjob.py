@@ -1,5 +1,5 @@
-"""The Baton side of bench/peer: the processor and (until the SQL writer takes
-``writerArgs.mode``) the writers of the job that ``peer.py`` writes as a manifest.
+"""The Baton side of bench/peer: the processor of the job that ``peer.py`` writes as a
+manifest (its writer is the built-in SQL writer, ``writerArgs.mode`` per run).
 
 The processor does what the Spring Batch job's ItemProcessor does: types each CSV field
 and converts the amount to EUR. ``BENCH_FAIL_AT`` (a row id) makes it fail at that row,
@@ -11,8 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 from typing import Any
-
-from baton import SqlWriter
 
 RATES = {"EUR": 1.0, "USD": 0.92, "GBP": 1.17}  # the Java job's rates
 FAIL_AT = int(os.environ.get("BENCH_FAIL_AT") or -1)
@@ -32,13 +30,3 @@ def convert(row: dict[str, Any]) -> dict[str, Any]:
         "amount_eur": round(amount * RATES[row["currency"]], 2),
         "order_date": dt.date.fromisoformat(row["day"]),
     }
-
-
-class CopyWriter(SqlWriter):
-    """Baton's default SQL writer: COPY in the checkpoint transaction."""
-
-
-class InsertWriter(SqlWriter):
-    """The SQL writer's INSERT path (the base before ``writerArgs.mode`` existed)."""
-
-    use_copy = False
