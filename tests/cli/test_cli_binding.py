@@ -11,10 +11,12 @@ from pathlib import Path
 
 import pytest
 from baton import BatchStatus, ExitCode, JobRepository
+from conftest import ROOT
 from conftest import baton_in_process as invoke
 from sqlalchemy import text
 
 pytestmark = pytest.mark.slow
+ORDERS = ROOT / "examples" / "orders" / "job.yaml"
 
 CODE = '''\
 import json
@@ -174,3 +176,25 @@ def test_validate_accepts_a_job_whose_references_all_bind(sqlite_url: str, tmp_p
     r = invoke("validate", job(tmp_path), "-p", "n=3", "-p", "dir=/x", db=sqlite_url)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "OK: job 'bound' is valid (3 step(s))"
+
+
+def test_the_orders_example_reads_the_file_its_input_parameter_names(
+    db_url: str, tmp_path: Path
+) -> None:
+    """examples/orders binds ``readerArgs`` from its parameters: ``-p input=`` picks the
+    file (generated there when missing); the day arrives as a date."""
+    source = tmp_path / "orders.csv"
+    params = ("-p", "date=2026-03-04", "-p", "rows=700", "-p", f"input={source}")
+    r = invoke("run", str(ORDERS), *params, "--no-progress", db=db_url)
+    assert r.returncode == ExitCode.COMPLETED, r.stderr
+    assert len(source.read_text().splitlines()) == 701
+    repo = JobRepository(db_url)
+    try:
+        with repo.engine.connect() as c:
+            days = c.execute(text("SELECT DISTINCT order_date FROM orders")).scalars().all()
+            written = c.execute(text("SELECT count(*) FROM orders")).scalar_one()
+        (load,) = [s for s in repo.step_executions(1) if s.step_name == "load"]
+    finally:
+        repo.dispose()
+    assert [str(d) for d in days] == ["2026-03-04"]
+    assert written == load.write_count == 700 - load.filter_count > 600
