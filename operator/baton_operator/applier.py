@@ -17,6 +17,7 @@ from baton.core.status import BatchStatus, UnitKind
 from baton.flow.partitions import plan_partitions
 from baton.flow.state import ABANDONED
 from baton.repository import JobRepository
+from baton.spec.binding import check_bindings
 from baton.spec.snapshot import job_of
 
 from baton_operator.jobstatus import JobStatuses
@@ -176,6 +177,7 @@ class Applier:
         try:
             execution = self._find_launched(t.namespace, job.name, tag)
             if execution is None:
+                check_bindings(job.spec)  # refused like a bad parameter: nothing recorded
                 params = action.params or launch_parameters(
                     self.cluster, t.namespace, action.raw_params, job
                 )

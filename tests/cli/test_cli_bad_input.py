@@ -278,7 +278,7 @@ not_callable = 42
         (
             "- {name: c, chunk: {reader: 'comps:Reader', writer: 'comps:Writer',"
             " readerArgs: {colour: red}}}\n",
-            "comps:Reader does not accept argument(s) colour",
+            "reader comps:Reader: unknown readerArgs 'colour'; accepted: none",
         ),
         (
             "- {name: c, chunk: {reader: 'comps:Reader', processor: 'comps:not_callable',"

@@ -37,7 +37,8 @@ PROBE = (
 
 # What every unit loads: the step runtime, the repository it records into (the whole
 # JobRepository facade), the snapshotted job spec's model, the import resolver
-# that builds the unit's code, and the log formatter (BATON_LOG_FORMAT, stdlib only).
+# that builds the unit's code, the binder of its args (${params.x}), and the log
+# formatter (BATON_LOG_FORMAT, stdlib only).
 TASKLET = {
     "baton",
     "baton.core",
@@ -66,6 +67,7 @@ TASKLET = {
     "baton.repository.steps",
     "baton.repository.transitions",
     "baton.spec",
+    "baton.spec.binding",
     "baton.spec.model",
     "baton.spec.refs",
     "baton.spec.retention",

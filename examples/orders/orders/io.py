@@ -8,7 +8,7 @@ from typing import Any
 from baton import CsvReader, SqlWriter
 from sqlalchemy import Column, Date, Integer, MetaData, Numeric, String, Table
 
-from orders.jobs import ensure_input, input_path
+from orders.jobs import ensure_input
 
 RATES = {"EUR": 1.0, "USD": 0.92, "GBP": 1.17}
 
@@ -29,10 +29,14 @@ class TransientError(Exception):
 
 
 class OrdersCsvReader(CsvReader):
-    def __init__(self, params: Any):
-        ensure_input(params)  # steps may run in different pods: no shared /tmp
-        super().__init__(input_path(params), name="orders")
-        self.day: dt.date = params["date"]
+    """The day's orders. Its args are bound from the job's parameters in the manifest
+    (``readerArgs: {path: "${params.input}", day: "${params.date}", ...}``): ``day``
+    arrives as a date, ``rows`` as an int."""
+
+    def __init__(self, path: str, day: dt.date, rows: int):
+        # steps may run in different pods (no shared /tmp): generate the file if missing
+        super().__init__(ensure_input(path, day, rows), name="orders")
+        self.day = day
 
     def read(self) -> Any:
         row = super().read()

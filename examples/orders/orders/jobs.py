@@ -15,10 +15,11 @@ HEADER = ["id", "customer", "amount", "currency", "status"]
 BAD_EVERY = 20_011  # a few rows per file carry an unparseable amount (skipped)
 
 
-def input_path(params: Any) -> Path:
-    if params["input"]:
-        return Path(params["input"])
-    return Path(tempfile.gettempdir()) / "baton-orders" / f"orders-{params['date']}.csv"
+def input_path(path: str, day: dt.date) -> Path:
+    """``path`` (the ``input`` parameter), or the day's generated file when it is empty."""
+    if path:
+        return Path(path)
+    return Path(tempfile.gettempdir()) / "baton-orders" / f"orders-{day}.csv"
 
 
 def generate(path: Path, day: dt.date, rows: int) -> None:
@@ -44,17 +45,17 @@ def generate(path: Path, day: dt.date, rows: int) -> None:
     tmp.replace(path)
 
 
-def ensure_input(params: Any) -> Path:
+def ensure_input(path: str, day: dt.date, rows: int) -> Path:
     """The day's file, generated (deterministically) where it does not exist yet."""
-    path = input_path(params)
-    if not path.exists():
-        generate(path, params["date"], params["rows"])
-    return path
+    source = input_path(path, day)
+    if not source.exists():
+        generate(source, day, rows)
+    return source
 
 
 def validate(ctx: StepContext) -> dict[str, Any]:
     """Make sure the day's file is there and well-formed; share its path with later steps."""
-    path = ensure_input(ctx.params)
+    path = ensure_input(ctx.params["input"], ctx.params["date"], ctx.params["rows"])
     with path.open(newline="") as f:
         header = next(csv.reader(f), [])
     if header != HEADER:

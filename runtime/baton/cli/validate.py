@@ -29,6 +29,7 @@ from baton.core.errors import BatonError, InvalidDefinition
 from baton.core.status import ExitCode
 from baton.registry.checks import check_components
 from baton.registry.jobs import JobRegistry
+from baton.spec.binding import check_bindings
 from baton.spec.template import hardened_container_security
 
 MANIFEST_ENV = "BATON_VALIDATE_MANIFEST"  # the manifest text handed to the pod
@@ -88,9 +89,11 @@ def validate(
 
 
 def validate_local(manifest: str, params: dict[str, str], job: str | None) -> dict[str, Any]:
-    """Load, bind and import; any problem raises a BatonError (exit 5)."""
+    """Load, bind parameters, check references in args and import (with each
+    component's args); any problem raises a BatonError (exit 5)."""
     entry = JobRegistry().load(manifest).only(job)
     bound = entry.job.spec.bind(dict(params))
+    check_bindings(entry.job.spec)
     check_components(entry.job, entry.source_dir)
     return {
         "valid": True,

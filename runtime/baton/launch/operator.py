@@ -18,6 +18,7 @@ from baton.launch.listing import Listing, list_executions
 from baton.registry.checks import check_components
 from baton.registry.jobs import RegisteredJob
 from baton.repository import JobRepository
+from baton.spec.binding import check_bindings
 from baton.spec.model import BatchJob
 from baton.spec.snapshot import job_of
 
@@ -70,6 +71,7 @@ class JobOperator:
                 )
             raw.pop(incrementer, None)
         bound = job.spec.bind(raw)
+        check_bindings(job.spec)  # ${params.x} in args: declared, before anything is recorded
         if self.check_imports:  # a typo is one clear error before anything is recorded
             check_components(job, source_dir)
         if not next_instance:

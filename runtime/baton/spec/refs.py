@@ -8,6 +8,7 @@ a function is used as is.
 from __future__ import annotations
 
 import builtins
+import difflib
 import importlib
 import inspect
 import sys
@@ -85,22 +86,52 @@ def check_component(ref: str, role: str, args: Mapping[str, Any] | None = None) 
         kind = "class" if inspect.isclass(obj) else type(obj).__name__
         also = " and is not callable" if callable_ok else ""
         raise InvalidDefinition(f"{role} {ref}: this {kind} has no {method}() method{also}")
-    if inspect.isclass(obj) and args:
-        _check_args(obj, args, what=ref)
+    check_args(obj, args or {}, what=f"{role} {ref}", field=f"{role}Args")
 
 
-def _check_args(cls: type, args: Mapping[str, Any], *, what: str) -> None:
-    """The manifest's ``*Args`` must be parameters of the constructor (as :func:`call_with`
-    requires when the step builds it)."""
+OFFERED = ("params", "context", "step", "step_context", "engine", "source_dir", "partition")
+"""What a running step offers a component's constructor besides the manifest's args
+(:meth:`baton.step.context.StepContext.offered`)."""
+
+
+def check_args(obj: Any, args: Mapping[str, Any], *, what: str, field: str) -> None:
+    """The manifest's ``field`` (``writerArgs``...) must fit how the step builds ``obj``
+    (:func:`build`): a class gets them as keyword arguments of its constructor, so each
+    must be one of its parameters (unless it takes ``**kwargs``) and each required
+    parameter must be given or offered; anything else is used as it is, so it takes
+    none. Generic: read from the signature, whatever the component."""
+    if not inspect.isclass(obj):
+        if args:
+            raise InvalidDefinition(
+                f"{what}: {field} given ({', '.join(sorted(args))}), but a "
+                f"{type(obj).__name__} is used as it is and takes no args; make it a class"
+            )
+        return
     try:
-        params = inspect.signature(cls).parameters
+        params = inspect.signature(obj).parameters
     except (TypeError, ValueError):
         return
-    if any(p.kind is p.VAR_KEYWORD for p in params.values()):
-        return
-    unknown = sorted(set(args) - set(params))
-    if unknown:
-        raise InvalidDefinition(f"{what} does not accept argument(s) {', '.join(unknown)}")
+    var = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+    named = [n for n, p in params.items() if p.kind not in var]
+    accepted = ", ".join(n for n in named if n not in OFFERED) or "none"
+    unknown = sorted(set(args) - set(named))
+    if unknown and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        close = difflib.get_close_matches(unknown[0], named, n=1)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        raise InvalidDefinition(
+            f"{what}: unknown {field} {', '.join(repr(u) for u in unknown)}{hint}; "
+            f"accepted: {accepted}"
+        )
+    missing = [
+        n
+        for n, p in params.items()
+        if p.kind not in var and p.default is p.empty and n not in args and n not in OFFERED
+    ]
+    if missing:
+        raise InvalidDefinition(
+            f"{what}: missing required {field} {', '.join(repr(m) for m in missing)}; "
+            f"accepted: {accepted}"
+        )
 
 
 def _defines(cls: type, *names: str) -> bool:

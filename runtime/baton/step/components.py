@@ -10,6 +10,7 @@ from typing import Any
 
 from baton.core.errors import BatonError, DatabaseUnavailable
 from baton.items.memory import IterableReader
+from baton.spec.binding import bind_args
 from baton.spec.model import ChunkSpec
 from baton.spec.refs import build, resolve_exception
 from baton.step.context import StepContext
@@ -68,7 +69,7 @@ class FaultPolicy:
 
 def build_reader(spec: ChunkSpec, ctx: StepContext) -> Any:
     """The reader object; an iterable or generator is wrapped (restartable by count)."""
-    obj = build(spec.reader, ctx.offered(), spec.reader_args)
+    obj = build(spec.reader, ctx.offered(), bind_args(spec.reader_args, ctx, "readerArgs"))
     if hasattr(obj, "read"):
         return obj
     if callable(obj):
@@ -84,7 +85,7 @@ def build_processor(spec: ChunkSpec, ctx: StepContext) -> Callable[[Any], Any] |
     """The processor as a function (an object's ``process``), or None without one."""
     if not spec.processor:
         return None
-    obj = build(spec.processor, ctx.offered(), spec.processor_args)
+    obj = build(spec.processor, ctx.offered(), bind_args(spec.processor_args, ctx, "processorArgs"))
     if hasattr(obj, "process"):
         return obj.process  # type: ignore[no-any-return]
     if callable(obj):
@@ -93,7 +94,7 @@ def build_processor(spec: ChunkSpec, ctx: StepContext) -> Callable[[Any], Any] |
 
 
 def build_writer(spec: ChunkSpec, ctx: StepContext) -> Any:
-    writer = build(spec.writer, ctx.offered(), spec.writer_args)
+    writer = build(spec.writer, ctx.offered(), bind_args(spec.writer_args, ctx, "writerArgs"))
     if not hasattr(writer, "write"):
         raise BatonError(f"writer {spec.writer} has no write(items) method")
     return writer

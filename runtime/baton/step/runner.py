@@ -23,6 +23,7 @@ from baton.core.logformat import bind_unit, unbind_unit
 from baton.core.status import DEADLINE_EXCEEDED, BatchStatus, ExitCode, UnitKind
 from baton.repository import JobRepository
 from baton.repository.retry import Retrier
+from baton.spec.binding import bind_args
 from baton.spec.model import StepBody
 from baton.spec.refs import add_import_paths, build
 from baton.step import deadline
@@ -227,7 +228,7 @@ def _finish_step(
 
 def _run_tasklet(spec: StepBody, ctx: StepContext) -> Any:
     assert spec.tasklet is not None
-    target = build(spec.tasklet, ctx.offered(), spec.tasklet_args)
+    target = build(spec.tasklet, ctx.offered(), bind_args(spec.tasklet_args, ctx, "taskletArgs"))
     if hasattr(target, "execute"):
         target = target.execute
     if not callable(target):
