@@ -16,6 +16,7 @@ from baton.core.errors import InvalidDefinition, InvalidParameters, LaunchReject
 from baton.core.status import BatchStatus, UnitKind
 from baton.flow.partitions import plan_partitions
 from baton.flow.state import ABANDONED
+from baton.registry.checks import check_builtin_components
 from baton.repository import JobRepository
 from baton.spec.binding import check_bindings
 from baton.spec.snapshot import job_of
@@ -178,6 +179,7 @@ class Applier:
             execution = self._find_launched(t.namespace, job.name, tag)
             if execution is None:
                 check_bindings(job.spec)  # refused like a bad parameter: nothing recorded
+                check_builtin_components(job)
                 params = action.params or launch_parameters(
                     self.cluster, t.namespace, action.raw_params, job
                 )
