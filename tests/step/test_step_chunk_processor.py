@@ -4,6 +4,8 @@ once; the output is the chunk (shorter: filtered), never longer, and a list."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -11,6 +13,7 @@ from baton.core.errors import BatonError
 from baton.spec.model import ChunkSpec
 from baton.step.components import FaultPolicy
 from baton.step.reading import Chunk, process_chunk
+from conftest import ROOT
 
 
 class Doubles:
@@ -86,3 +89,23 @@ def test_a_chunk_processor_may_not_add_items_or_return_no_list(result: Any, mess
 
     with pytest.raises(BatonError, match=message):
         process_chunk(Bad(), Chunk(items=[1, 2]), policy(), 0)
+
+
+def test_the_vectorised_example_skips_just_its_bad_rows(repo: Any, tmp_path: Path) -> None:
+    """examples/vectorised: a chunk processor (pyarrow where installed, plain Python
+    here: tests need no extras) over 10,000 rows, two with an amount that is no number."""
+    from baton import BatchStatus, JobOperator, JobRegistry
+
+    job = JobRegistry().load(str(ROOT / "examples" / "vectorised" / "job.yaml")).only()
+    out = tmp_path / "eur.jsonl"
+    e = JobOperator(repo, in_process=True).start(job, {"rows": 10_000, "output": str(out)})
+    assert e.status is BatchStatus.COMPLETED, e.exit_description
+    step = {s.step_name: s for s in repo.step_executions(e.id)}["convert"]
+    assert (step.process_skip_count, step.read_count, step.commit_count) == (2, 10_000, 10)
+    ids = [json.loads(line)["id"] for line in out.read_text().splitlines()]
+    assert len(ids) == step.write_count == 10_000 - 2 - step.filter_count
+    assert 4_999 not in ids and 9_998 not in ids and ids == sorted(ids)
+    assert [(s.phase, s.item["id"]) for s in repo.skipped_items(e.id)] == [
+        ("process", "4999"),
+        ("process", "9998"),
+    ]
