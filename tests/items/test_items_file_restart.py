@@ -8,6 +8,8 @@ its offset is refused, and the progress total is an estimate that ends exact."""
 from __future__ import annotations
 
 import codecs
+import csv
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,8 @@ import pytest
 from baton import BatchStatus, JobOperator, JobRepository
 from baton.core.errors import BatonError
 from baton.items import CsvReader, JsonLinesReader
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 BOM = codecs.BOM_UTF8
 
@@ -89,6 +93,63 @@ def test_a_restart_at_every_record_seeks_and_reads_the_rest_once(tmp_path: Path,
         by_count.open({f"{first.name}.read.count": k})
         assert read_all(by_count) == rest, k
         by_count.close()
+
+
+FIELD = st.text(st.sampled_from(["a", "é", "€", ",", '"', "\n", "\r", " ", "x"]), max_size=6)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    rows=st.lists(st.lists(FIELD, min_size=2, max_size=2), min_size=1, max_size=8),
+    terminator=st.sampled_from(["\n", "\r\n"]),
+    bom=st.booleans(),
+    last_newline=st.booleans(),
+)
+def test_any_csv_restarts_at_any_record_as_if_never_stopped(
+    tmp_path: Path, rows: list[list[str]], terminator: str, bom: bool, last_newline: bool
+) -> None:
+    """Fields with commas, quotes, CR, LF and non-ASCII text, written by csv itself
+    (which leaves a lone CR unquoted: a malformed row, which must come out the same,
+    naming the same line, after a restart too)."""
+    text = io.StringIO()
+    csv.writer(text, lineterminator=terminator).writerows([["k", "v"], *rows])
+    data = (BOM if bom else b"") + text.getvalue().encode()
+    if not last_newline:
+        data = data.removesuffix(terminator.encode())
+    path = tmp_path / "any.csv"
+    path.write_bytes(data)
+    whole = CsvReader(path)
+    whole.open({})
+    expected = outcomes(whole)
+    whole.close()
+    for k in range(len(expected) + 1):
+        ctx: dict[str, Any] = {}
+        first = CsvReader(path)
+        first.open(ctx)
+        head = outcomes(first, k)
+        first.update(ctx)
+        first.close()
+        again = CsvReader(path)
+        again.open(ctx)
+        assert head + outcomes(again) == expected
+        again.close()
+
+
+def outcomes(r: Any, n: int | None = None) -> list[Any]:
+    """What ``n`` reads (or reads to the end) give: items, or the errors' messages."""
+    out: list[Any] = []
+    while n is None or len(out) < n:
+        try:
+            item = r.read()
+        except ValueError as e:
+            out.append(("error", str(e)))
+            continue
+        if item is None:
+            break
+        out.append(item)
+    return out
 
 
 def test_a_restart_names_the_right_line_of_a_bad_record(tmp_path: Path) -> None:
