@@ -18,7 +18,7 @@ from conftest import ROOT
 
 class Doubles:
     """Doubles every number; refuses 13 (ValueError) and 666 (a fatal KeyError); drops
-    odd multiples of 5 (filtered)."""
+    odd multiples of 5 and maps n % 10 == 7 to None (both filtered)."""
 
     def __init__(self) -> None:
         self.calls: list[list[int]] = []
@@ -29,7 +29,7 @@ class Doubles:
             raise ValueError("13 is unlucky")
         if 666 in items:
             raise KeyError(666)
-        return [2 * n for n in items if n % 10 != 5]
+        return [2 * n if n % 10 != 7 else None for n in items if n % 10 != 5]
 
 
 def policy(**spec: Any) -> FaultPolicy:
@@ -38,7 +38,7 @@ def policy(**spec: Any) -> FaultPolicy:
 
 def test_a_chunk_is_processed_in_one_call_and_may_filter() -> None:
     p, chunk = Doubles(), Chunk(items=list(range(1, 11)))
-    assert process_chunk(p, chunk, policy(), 0) == [2, 4, 6, 8, 12, 14, 16, 18, 20]
+    assert process_chunk(p, chunk, policy(), 0) == [2, 4, 6, 8, 12, 16, 18, 20]
     assert p.calls == [list(range(1, 11))]
     assert process_chunk(p, Chunk(), policy(), 0) == []  # no items: no call
     assert len(p.calls) == 1

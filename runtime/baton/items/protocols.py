@@ -55,7 +55,8 @@ class ItemStream(Protocol):
 
 @runtime_checkable
 class KnowsTotal(Protocol):
-    """A reader that can say how many items it will read, for a percentage."""
+    """A reader that can say how many items it will read, for a percentage. Asked once,
+    before the first chunk, which waits for it: keep it cheap (or use EstimatesTotal)."""
 
     def total(self) -> int | None: ...
 

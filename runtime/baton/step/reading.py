@@ -92,7 +92,7 @@ def _chunk_output(process: ChunkProcessor, items: list[Any]) -> list[Any]:
             f"{type(process).__name__}.process_chunk returned {len(out)} items for "
             f"{len(items)}; a chunk processor may filter items, not add them"
         )
-    return list(out)
+    return [o for o in out if o is not None]  # None filters, as an item processor's
 
 
 def _one_item(process: ChunkProcessor, item: Any) -> Any:
