@@ -21,8 +21,8 @@ An I/O error is not a record error: the reader stays broken and raises it again,
 the input can never end early and look complete.
 
 The progress total is an estimate (:class:`~baton.items.protocols.EstimatesTotal`):
-records read so far times the bytes left over the bytes they took; exact at the end.
-Nothing counts the file up front.
+the records read so far plus the bytes left at the bytes per record so far; exact at
+the end. Nothing counts the file up front.
 """
 
 from __future__ import annotations
