@@ -96,17 +96,18 @@ def test_csv_reader_restarts_after_the_saved_count(people_csv: Path) -> None:
     ctx: dict[str, Any] = {}
     first = CsvReader(people_csv)
     first.open(ctx)
-    assert first.total() == 10
+    assert first.estimate_total() is None  # nothing read yet: no basis, and no count
     assert [r["id"] for r in read_n(first, 4)] == ["1", "2", "3", "4"]
     first.update(ctx)
     read_n(first, 2)  # read after the checkpoint: must be read again on restart
     first.close()
-    assert ctx == {"csv.read.count": 4}
+    offset = len("id,name\r\n") + sum(len(f"{i},person {i}\r\n") for i in range(1, 5))  # CRLF
+    assert ctx == {"csv.read.count": 4, "csv.read.offset": offset, "csv.read.line": 5}
 
     again = CsvReader(people_csv)
     again.open(ctx)
-    assert again.total() == 6  # only what is left
     assert [r["id"] for r in read_all(again)] == ["5", "6", "7", "8", "9", "10"]
+    assert again.estimate_total() == 6  # exact at the end: only what was left
     again.update(ctx)
     assert ctx["csv.read.count"] == 10
     again.close()
@@ -118,11 +119,11 @@ def test_csv_reader_without_header_and_with_a_name(tmp_path: Path) -> None:
     ctx: dict[str, Any] = {}
     r = CsvReader(path, header=False, delimiter=";", name="plain")
     r.open(ctx)
-    assert r.total() == 3
     assert r.read() == ["a", "1"]
+    assert r.estimate_total() == 3  # 4 bytes a record, 8 bytes left
     r.update(ctx)
     r.close()
-    assert ctx == {"plain.read.count": 1}
+    assert ctx == {"plain.read.count": 1, "plain.read.offset": 4, "plain.read.line": 1}
     r2 = CsvReader(path, header=False, delimiter=";", name="plain")
     r2.open(ctx)
     assert read_all(r2) == [["b", "2"], ["c", "3"]]
@@ -138,16 +139,15 @@ def test_jsonl_reader_restarts_after_the_saved_count(events_jsonl: Path) -> None
     ctx: dict[str, Any] = {}
     first = JsonLinesReader(events_jsonl)
     first.open(ctx)
-    assert first.total() == 7
     assert [e["seq"] for e in read_n(first, 3)] == [1, 2, 3]
     first.update(ctx)
     first.close()
-    assert ctx == {"jsonl.read.count": 3}
+    assert ctx["jsonl.read.count"] == 3 and ctx["jsonl.read.line"] == 3
 
     again = JsonLinesReader(events_jsonl)
     again.open(ctx)
-    assert again.total() == 4
     assert [e["seq"] for e in read_all(again)] == [4, 5, 6, 7]
+    assert again.estimate_total() == 4
     again.close()
 
 
@@ -164,9 +164,9 @@ def test_jsonl_reader_skips_blank_lines_and_names_bad_lines(tmp_path: Path) -> N
 
 def test_reader_restart_past_the_end_reads_nothing(events_jsonl: Path) -> None:
     r = JsonLinesReader(events_jsonl)
-    r.open({"jsonl.read.count": 99})
+    r.open({"jsonl.read.count": 99})  # a checkpoint without an offset: by count
     assert r.read() is None
-    assert r.total() == 0
+    assert r.estimate_total() == 0
 
 
 # ---------------------------------------------------------------- file writers
@@ -543,7 +543,7 @@ def test_file_writer_refuses_to_resume_a_file_shorter_than_its_checkpoint(tmp_pa
     assert not path.exists()
 
 
-def test_totals_count_records_not_lines(tmp_path: Path) -> None:
+def test_exact_totals_count_records_not_lines(tmp_path: Path) -> None:
     """The progress total: a quoted CSV field spanning lines is one record, blank lines
     are none; after a restart the records already read are not counted again."""
     from baton.items import CsvReader, JsonLinesReader
@@ -552,19 +552,19 @@ def test_totals_count_records_not_lines(tmp_path: Path) -> None:
     csv_file.write_text('id,note\n1,"two\nlines"\n\n2,plain\n3,"a,b"\n')
     reader = CsvReader(csv_file)
     reader.open({})
-    assert reader.total() == 3
     assert len(list(iter(reader.read, None))) == 3
+    assert reader.estimate_total() == 3
     reader.close()
     jsonl = tmp_path / "blank.jsonl"
     jsonl.write_text('{"a": 1}\n\n{"a": 2}\n   \n{"a": 3}')
     lines = JsonLinesReader(jsonl)
     ctx: dict[str, Any] = {}
     lines.open(ctx)
-    assert lines.total() == 3
     lines.read()
     lines.update(ctx)
     lines.close()
     again = JsonLinesReader(jsonl)
     again.open(ctx)
-    assert again.total() == 2
+    assert [again.read(), again.read(), again.read()] == [{"a": 2}, {"a": 3}, None]
+    assert again.estimate_total() == 2
     again.close()

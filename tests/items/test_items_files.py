@@ -560,18 +560,34 @@ def test_a_slow_writer_does_not_hold_the_sqlite_write_lock(sqlite_url: str, tmp_
     repo.dispose()
 
 
+def numbers_csv(path: Path, count: int) -> Path:
+    with path.open("w", newline="") as f:  # csv's own CRLF line ends
+        csv.writer(f).writerows([["n", "note"], *([i, f"row {i}"] for i in range(1, count + 1))])
+    return path
+
+
+SOURCES = {  # format: (the reader, which logs the lines it read; the input; header lines)
+    "jsonl": ("filejobs:LinesJsonLinesReader", numbers_file, 0),
+    "csv": ("filejobs:LinesCsvReader", numbers_csv, 1),
+}
+
+
 @pytest.mark.slow
+@pytest.mark.parametrize("fmt", sorted(SOURCES))
 def test_kill_9_then_restart_keeps_a_composite_of_file_and_table_exactly_once(
-    db_url: str, tmp_path: Path
+    db_url: str, tmp_path: Path, fmt: str
 ) -> None:
-    src = numbers_file(tmp_path / "in.jsonl", 1000)
+    """Every record once in the file and the table; and the restart seeked to its
+    checkpointed offset: it read only the lines after it (and a CSV's header)."""
+    reader, make, header = SOURCES[fmt]
+    src = make(tmp_path / f"in.{fmt}", 1000)
     out = tmp_path / "out.jsonl"
     path = manifest(
         tmp_path,
         "killed",
         {
-            "reader": "baton.items:JsonLinesReader",
-            "processor": "testjobs:process",
+            "reader": reader,
+            "processor": "filejobs:numbered",
             "writer": "baton.items:CompositeWriter",
             "readerArgs": {"path": str(src)},
             "writerArgs": {
@@ -583,10 +599,12 @@ def test_kill_9_then_restart_keeps_a_composite_of_file_and_table_exactly_once(
             "size": 10,
         },
     )
+    lines_log = tmp_path / "lines.log"
+    env = subprocess_env(db_url, BATON_TEST_SLEEP="0.001", BATON_TEST_LINES_LOG=str(lines_log))
     run = subprocess.Popen(
         [sys.executable, "-m", "baton", "run", str(path), "--no-progress"],
         cwd=ROOT,
-        env=subprocess_env(db_url, BATON_TEST_SLEEP="0.001"),
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -599,11 +617,20 @@ def test_kill_9_then_restart_keeps_a_composite_of_file_and_table_exactly_once(
     os.kill(run.pid, signal.SIGKILL)
     run.wait(10)
     time.sleep(0.5)  # the step process dies with its parent (PDEATHSIG)
-    restarted = cli("restart", "1", "--no-progress", db=db_url)
+    restarted = baton_cli(
+        "restart",
+        "1",
+        "--no-progress",
+        db=db_url,
+        env={"PYTHONPATH": env["PYTHONPATH"], "BATON_TEST_LINES_LOG": str(lines_log)},
+    )
     assert restarted.returncode == 0, restarted.stderr
     assert ns(out) == list(range(1, 1001))
     with repo.engine.connect() as c:
         assert sorted(c.execute(text("SELECT n FROM out")).scalars()) == list(range(1, 1001))
+    resumed_at, lines_read = map(int, lines_log.read_text().split()[-2:])
+    assert resumed_at >= 50  # the restart resumed mid-file...
+    assert lines_read == header + 1000 - resumed_at  # ...reading none of the rows before
     repo.dispose()
 
 

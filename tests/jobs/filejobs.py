@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from baton.items import JsonLinesReader, JsonLinesWriter
+from baton.items import CsvReader, JsonLinesReader, JsonLinesWriter
 
 
 class Transient(Exception):
@@ -108,3 +108,33 @@ class LosesItsFileReader(JsonLinesReader):
     def close(self) -> None:
         with contextlib.suppress(OSError):  # its descriptor is gone already
             super().close()
+
+
+class _LogsLinesRead:
+    """At close, appends "<records at open> <physical lines read>" to
+    BATON_TEST_LINES_LOG: what a restart had to read to reach its cursor."""
+
+    _restart_at: int
+    lines_read: int
+
+    def close(self) -> None:
+        log = os.environ.get("BATON_TEST_LINES_LOG")
+        if log:
+            with open(log, "a") as f:
+                f.write(f"{self._restart_at} {self.lines_read}\n")
+        super().close()  # type: ignore[misc]
+
+
+class LinesCsvReader(_LogsLinesRead, CsvReader):
+    pass
+
+
+class LinesJsonLinesReader(_LogsLinesRead, JsonLinesReader):
+    pass
+
+
+def numbered(item: dict[str, Any]) -> dict[str, Any] | None:
+    """testjobs.process on a record whose ``n`` may be text (a CSV row)."""
+    from testjobs import process
+
+    return process({**item, "n": int(item["n"])})

@@ -84,6 +84,24 @@ def flaky(item: dict[str, Any]) -> dict[str, Any]:
     return {"n": n, "tag": "flaky"}
 
 
+class ChunkProcess:
+    """``process`` as a chunk processor: one call for the chunk, which fails as a whole
+    when any item does (as a vectorised transform would); filtered items are left out."""
+
+    item = staticmethod(process)
+
+    def __init__(self) -> None:
+        self.calls: list[int] = []  # the size of each call's chunk
+
+    def process_chunk(self, items: list[Any]) -> list[Any]:
+        self.calls.append(len(items))
+        return [out for out in map(self.item, items) if out is not None]
+
+
+class ChunkFlaky(ChunkProcess):
+    item = staticmethod(flaky)
+
+
 class OutWriter(SqlWriter):
     """Into table `out`, which has no key: duplicates would show, not fail."""
 

@@ -30,6 +30,19 @@ def numbers() -> RegisteredJob:
     return JobRegistry().load(str(JOBS / "numbers.yaml")).get("numbers")
 
 
+PROCESSORS = ["testjobs:process", "testjobs:ChunkProcess"]
+"""An item processor and the same as a chunk processor: the same counts, skips, rows."""
+
+
+@pytest.fixture(params=PROCESSORS)
+def numbers_by(request: pytest.FixtureRequest, tmp_path: Path) -> RegisteredJob:
+    """The numbers job with each kind of processor."""
+    text = (JOBS / "numbers.yaml").read_text()
+    path = tmp_path / "numbers.yaml"
+    path.write_text(text.replace("processor: testjobs:process", f"processor: {request.param}"))
+    return JobRegistry().load(str(path)).get("numbers")
+
+
 @pytest.fixture
 def op(repo: JobRepository) -> JobOperator:
     return JobOperator(
@@ -67,14 +80,14 @@ def test_completes_with_counts_and_chain_context(
 def test_failure_in_chunk_6_restarts_with_only_the_remaining_items(
     op: JobOperator,
     repo: JobRepository,
-    numbers: RegisteredJob,
+    numbers_by: RegisteredJob,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
 ) -> None:
     log = tmp_path / "reads.log"
     monkeypatch.setenv("BATON_TEST_READS_LOG", str(log))
     monkeypatch.setenv("BATON_TEST_FAIL_AT", "55")  # chunk 6 of 10
-    first = op.start(numbers, {"count": "100"})
+    first = op.start(numbers_by, {"count": "100"})
     assert first.status is BatchStatus.FAILED
     assert "injected failure at item 55" in first.exit_description
     failed = steps(repo, first.id)["load"]
@@ -97,12 +110,17 @@ def test_failure_in_chunk_6_restarts_with_only_the_remaining_items(
 
 
 def test_skips_are_counted_and_recorded(
-    op: JobOperator, repo: JobRepository, numbers: RegisteredJob, monkeypatch: pytest.MonkeyPatch
+    op: JobOperator,
+    repo: JobRepository,
+    numbers_by: RegisteredJob,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """A chunk processor failing on one item skips exactly that item: its chunk is
+    processed again item by item, the other items are written once."""
     monkeypatch.setenv("BATON_TEST_BAD", "3,44")
     monkeypatch.setenv("BATON_TEST_READ_FAIL_AT", "70")
     monkeypatch.setenv("BATON_TEST_FILTER_EVERY", "25")
-    e = op.start(numbers, {"count": "100"})
+    e = op.start(numbers_by, {"count": "100"})
     assert e.status is BatchStatus.COMPLETED, e.exit_description
     load = steps(repo, e.id)["load"]
     assert load.process_skip_count == 2 and load.read_skip_count == 1
@@ -135,15 +153,20 @@ def _job(name: str, *step_specs: Any, **spec: Any) -> BatchJob:
     return BatchJob(metadata=ObjectMeta(name=name), spec=JobSpec(steps=list(step_specs), **spec))
 
 
-def test_retry_then_succeed(op: JobOperator, repo: JobRepository) -> None:
-    from testjobs import NumbersReader, OutWriter, Transient, flaky
+@pytest.mark.parametrize("kind", ["item", "chunk"])
+def test_retry_then_succeed(op: JobOperator, repo: JobRepository, kind: str) -> None:
+    """A transient error is retried: an item processor's on its item, a chunk
+    processor's on the item that raised it once its chunk goes item by item."""
+    import testjobs
+    from testjobs import NumbersReader, OutWriter, Transient
 
+    testjobs._flaky_seen.clear()
     job = _job(
         "flaky",
         baton.chunk(
             "load",
             reader=NumbersReader,
-            processor=flaky,
+            processor=testjobs.flaky if kind == "item" else testjobs.ChunkFlaky,
             writer=OutWriter,
             size=7,
             retry=[Transient],
@@ -154,6 +177,7 @@ def test_retry_then_succeed(op: JobOperator, repo: JobRepository) -> None:
     e = op.start(job, {"count": 20})
     assert e.status is BatchStatus.COMPLETED, e.exit_description
     assert rows(repo) == list(range(1, 21))
+    assert testjobs._flaky_seen == {5: 2, 10: 2, 15: 2, 20: 2}  # no retry budget left over
 
 
 def test_write_errors_are_scanned_and_only_bad_items_skipped(

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from baton.items.file_writers import CsvWriter, JsonLinesWriter
     from baton.items.memory import IterableReader, ListWriter
     from baton.items.protocols import (
+        ChunkProcessor,
+        EstimatesTotal,
         ItemProcessor,
         ItemReader,
         ItemStream,
@@ -34,6 +36,8 @@ _HOMES: dict[str, tuple[str, ...]] = {
     "baton.items.file_writers": ("CsvWriter", "JsonLinesWriter"),
     "baton.items.memory": ("IterableReader", "ListWriter"),
     "baton.items.protocols": (
+        "ChunkProcessor",
+        "EstimatesTotal",
         "ItemProcessor",
         "ItemReader",
         "ItemStream",
@@ -45,9 +49,11 @@ _HOMES: dict[str, tuple[str, ...]] = {
     "baton.items.sql_modes": ("write_rows",),
 }
 __all__ = [
+    "ChunkProcessor",
     "CompositeWriter",
     "CsvReader",
     "CsvWriter",
+    "EstimatesTotal",
     "ItemProcessor",
     "ItemReader",
     "ItemStream",

@@ -1,15 +1,33 @@
-"""Flat-file readers: CSV and JSON lines, restartable by record count.
+"""Flat-file readers: CSV and JSON lines, restartable in O(1) by byte offset.
 
-Readers keep ``<name>.read.count`` in the step context (every record consumed, a
-malformed one too) and skip that many records on restart, without parsing them. A
-malformed record raises a ``ValueError`` for that record only: the next ``read()``
+After every chunk a reader keeps in the step context the byte offset of its next
+record (``<name>.read.offset``), the records consumed (``<name>.read.count``, a
+malformed one too) and the physical line reached (``<name>.read.line``, for messages).
+On restart it reads the header, then ``seek``s to the offset: the rows already read
+cost nothing. A checkpoint without an offset (written by an older Baton) restarts by
+skipping that many records, as it always did. A file that is now shorter than the
+offset, or whose offset no longer follows a line end, fails the step with a one-line
+message instead of reading from the middle of a record.
+
+Files are read in binary one physical line at a time and decoded per line (so the
+encoding must be ASCII-based: ``b"\\n"`` ends a line in it). Offsets count raw bytes,
+exact across encodings, CRLF line ends, a UTF-8 byte-order mark (skipped) and a last
+line without a newline. A quoted CSV field may span lines: the csv parser pulls lines
+until its record is complete, so the offset after a record is where the next begins.
+
+A malformed record raises a ``ValueError`` for that record only: the next ``read()``
 goes on with the next record, so ``skip: [ValueError]`` skips exactly the bad ones.
 An I/O error is not a record error: the reader stays broken and raises it again, so
 the input can never end early and look complete.
+
+The progress total is an estimate (:class:`~baton.items.protocols.EstimatesTotal`):
+the records read so far plus the bytes left at the bytes per record so far; exact at
+the end. Nothing counts the file up front.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import os
@@ -24,19 +42,20 @@ class MalformedRecord(ValueError, csv.Error):
     """A record that cannot be parsed; skippable as ``ValueError`` (or ``csv.Error``)."""
 
 
-def _count_lines(path: Path) -> int:
-    n = 0
-    last = b"\n"
-    with path.open("rb") as f:
-        while block := f.read(1 << 20):
-            n += block.count(b"\n")
-            last = block[-1:]
-    return n + (0 if last == b"\n" else 1)
+def _line_codec(encoding: str) -> tuple[str, bool]:
+    """The codec to decode each line with, and whether a UTF-8 BOM may open the file
+    (``utf-8-sig`` decodes as ``utf-8`` once the BOM is skipped: per line it would eat
+    a U+FEFF that opens any line)."""
+    name = codecs.lookup(encoding).name
+    if name in ("utf-8", "utf-8-sig"):
+        return "utf-8", True
+    return encoding, False
 
 
 class _Lines:
     """An iterator of a reader's decoded lines that survives raising for one line (a
-    generator would be finished by its first exception, ending the input early)."""
+    generator would be finished by its first exception, ending the input early). It
+    moves the reader's byte offset and line number with every line it hands out."""
 
     def __init__(self, reader: _FileReader):
         self.reader = reader
@@ -51,15 +70,20 @@ class _Lines:
         if not raw:
             raise StopIteration
         r._lineno += 1
+        r._offset += len(raw)
+        r.lines_read += 1
         try:
-            return raw.decode(r.encoding)
+            return raw.decode(r._codec)
         except UnicodeDecodeError as e:
             raise MalformedRecord(f"{r.path}:{r._lineno}: not {r.encoding}: {e.reason}") from None
 
 
 class _FileReader:
     """Reads raw records one at a time; parsing a record may fail without ending the
-    input. Subclasses give ``_next_raw`` (None at the end) and ``_parse``."""
+    input. Subclasses give ``_next_raw`` (None at the end) and ``_parse``.
+
+    ``lines_read`` counts the physical lines read since ``open`` (the header's, and
+    those of records skipped by count, included): what reaching the cursor cost."""
 
     name = "file"
 
@@ -70,24 +94,34 @@ class _FileReader:
         self.encoding = encoding
         if "\n".encode(encoding) != b"\n":
             raise BatonError(f"{type(self).__name__}: encoding {encoding!r} is not ASCII-based")
+        self._codec, self._bom = _line_codec(encoding)
         if name:
             self.name = name
         self._file: IO[bytes] | None = None
-        self._lineno = 0
-        self._count = 0
-        self._restart_at = 0
+        self._lineno = self._offset = self._size = self._opened_at = 0
+        self._count = self._restart_at = 0
+        self._done = False
         self._broken: BaseException | None = None
+        self.lines_read = 0
 
     @property
     def key(self) -> str:
         return f"{self.name}.read.count"
+
+    @property
+    def offset_key(self) -> str:
+        return f"{self.name}.read.offset"
+
+    @property
+    def line_key(self) -> str:
+        return f"{self.name}.read.line"
 
     def _lines(self) -> Iterator[str]:
         """Decoded physical lines; an undecodable line is that line's record error."""
         return _Lines(self)
 
     def _begin(self) -> None:
-        """Set up the record source once the file is open."""
+        """Set up the record source once the file is open (a CSV reads its header)."""
 
     def _next_raw(self) -> Any:
         raise NotImplementedError
@@ -98,20 +132,52 @@ class _FileReader:
     def open(self, context: MutableMapping[str, Any]) -> None:
         try:
             self._file = self.path.open("rb")
+            self._size = os.fstat(self._file.fileno()).st_size
         except OSError as e:
             raise BatonError(f"cannot open {self.path}: {e.strerror}") from None
-        self._lineno = 0
+        self._lineno = self._offset = self.lines_read = 0
+        self._done = False
         self._broken = None
+        if self._bom and self._file.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8:
+            self._offset = len(codecs.BOM_UTF8)
+        else:
+            self._file.seek(0)
         self._begin()
         self._restart_at = self._count = int(context.get(self.key, 0))
+        offset = context.get(self.offset_key)
+        if offset is None:
+            self._skip(self._count)  # a checkpoint from before offsets: by count
+        elif int(offset) != self._offset:
+            self._seek(int(offset), int(context.get(self.line_key, 0)))
+        self._opened_at = self._offset
+
+    def _skip(self, count: int) -> None:
         skipped = 0
-        while skipped < self._count:
+        while skipped < count:
             try:
                 if self._next_raw() is None:
                     break
             except MalformedRecord:
                 pass  # it was counted (and skipped) before the restart
             skipped += 1
+
+    def _seek(self, offset: int, line: int) -> None:
+        """Go to the checkpointed offset: refused when the file cannot hold it any more
+        (shorter, or the byte before it no longer ends a line)."""
+        assert self._file is not None
+        if self._offset <= offset < self._size:
+            self._file.seek(offset - 1)
+            fits = self._file.read(1) == b"\n"
+        else:
+            fits = self._offset <= offset == self._size  # all read; maybe no last newline
+        if not fits:
+            raise BatonError(
+                f"{self.path} changed since the checkpoint: it is {self._size} bytes and the "
+                f"restart offset {offset} (after {self._count} records) is not a record "
+                "boundary in it; restore the file or start a new job instance"
+            )
+        self._file.seek(offset)
+        self._offset, self._lineno = offset, line
 
     def read(self) -> Any:
         if self._broken is not None:
@@ -127,24 +193,31 @@ class _FileReader:
             self._broken = BatonError(f"cannot read {self.path}: {e.strerror or e}")
             raise self._broken from e
         if raw is None:
+            self._done = True
             return None
         self._count += 1
         return self._parse(raw)
 
     def update(self, context: MutableMapping[str, Any]) -> None:
         context[self.key] = self._count
+        context[self.offset_key] = self._offset
+        context[self.line_key] = self._lineno
 
     def close(self) -> None:
         if self._file:
             self._file.close()
             self._file = None
 
-    def total(self) -> int | None:
-        return max(self._count_records() - self._restart_at, 0)
-
-    def _count_records(self) -> int:
-        """Records in the file (for the progress total), without parsing them."""
-        return _count_lines(self.path)
+    def estimate_total(self) -> int | None:
+        """Records this reader reads from ``open`` on: exact at the end; before, those
+        read so far plus the bytes left at their bytes per record; None before any."""
+        read = self._count - self._restart_at
+        if self._done:
+            return read
+        spent = self._offset - self._opened_at
+        if read == 0 or spent <= 0:
+            return None
+        return read + round(max(self._size - self._offset, 0) * read / spent)
 
 
 class CsvReader(_FileReader):
@@ -209,22 +282,6 @@ class CsvReader(_FileReader):
             item[k] = None
         return item
 
-    def _count_records(self) -> int:
-        # csv's own parser: a quoted field may span lines; keyed rows skip blank ones
-        with self.path.open(encoding=self.encoding, errors="replace", newline="") as f:
-            rows = csv.reader(f, delimiter=self.delimiter)
-            n = 0
-            while True:
-                try:
-                    row = next(rows)
-                except StopIteration:
-                    break
-                except csv.Error:
-                    n += 1
-                    continue
-                n += 1 if (row or not self.header) else 0
-            return max(n - 1, 0) if self.header else n
-
 
 class JsonLinesReader(_FileReader):
     """One JSON value per non-empty line."""
@@ -233,10 +290,6 @@ class JsonLinesReader(_FileReader):
 
     def _begin(self) -> None:
         self._source = self._lines()
-
-    def _count_records(self) -> int:
-        with self.path.open("rb") as f:
-            return sum(1 for line in f if line.strip())
 
     def _next_raw(self) -> Any:
         while True:

@@ -31,6 +31,18 @@ class ItemProcessor(Protocol):
 
 
 @runtime_checkable
+class ChunkProcessor(Protocol):
+    """A processor that transforms a whole chunk at once (vectorised: pyarrow, polars,
+    one request for many items). The returned list is the output chunk, in order: it
+    may be shorter (the missing items count as filtered) but never longer. When
+    ``process_chunk`` raises, the chunk is processed again item by item, each as
+    ``process_chunk([item])`` under the step's skip and retry rules, to find the bad
+    item; so it must not depend on which other items share its chunk."""
+
+    def process_chunk(self, items: list[Any]) -> list[Any]: ...
+
+
+@runtime_checkable
 class ItemStream(Protocol):
     """Readers and writers that keep a cursor in the step context (restartable)."""
 
@@ -43,9 +55,20 @@ class ItemStream(Protocol):
 
 @runtime_checkable
 class KnowsTotal(Protocol):
-    """A reader that can say how many items it will read, for a percentage."""
+    """A reader that can say how many items it will read, for a percentage. Asked once,
+    before the first chunk, which waits for it: keep it cheap (or use EstimatesTotal)."""
 
     def total(self) -> int | None: ...
+
+
+@runtime_checkable
+class EstimatesTotal(Protocol):
+    """A reader whose total firms up as it reads (the file readers: from the file's size
+    and the bytes its records took so far). Asked after every chunk, so it must be cheap;
+    it never delays the first chunk, as an up-front count of a large input would."""
+
+    def estimate_total(self) -> int | None:
+        """Items read from ``open`` to the end: None while unknown, exact at the end."""
 
 
 @runtime_checkable

@@ -58,11 +58,13 @@ def import_module(name: str, *, what: str) -> Any:
 
 
 ROLES = {  # what a component must have, by role: (method, a callable also does)
+    # (a processor may be a chunk processor instead: see ALSO)
     "tasklet": ("execute", True),
     "reader": ("read", False),
     "processor": ("process", True),
     "writer": ("write", False),
 }
+ALSO = {"processor": "process_chunk"}  # a role's alternative method
 
 
 def check_component(ref: str, role: str, args: Mapping[str, Any] | None = None) -> None:
@@ -75,12 +77,13 @@ def check_component(ref: str, role: str, args: Mapping[str, Any] | None = None) 
     object must have the method, or be callable where that does. A reader may also be
     an iterable object or class (its items are read by count)."""
     method, callable_ok = ROLES[role]
+    methods = (method, ALSO[role]) if role in ALSO else (method,)
     obj = resolve(ref)
     if inspect.isclass(obj):
-        ok = _defines(obj, method, "__getattr__") or (callable_ok and _defines(obj, "__call__"))
+        ok = _defines(obj, *methods, "__getattr__") or (callable_ok and _defines(obj, "__call__"))
         ok = ok or (role == "reader" and _defines(obj, "__iter__"))
     else:
-        ok = hasattr(obj, method) or (callable_ok and callable(obj))
+        ok = any(hasattr(obj, m) for m in methods) or (callable_ok and callable(obj))
         ok = ok or (role == "reader" and hasattr(obj, "__iter__") and not callable(obj))
     if not ok:
         kind = "class" if inspect.isclass(obj) else type(obj).__name__

@@ -55,7 +55,13 @@ from baton.step.components import (
 from baton.step.context import StepContext
 from baton.step.failures import error_text
 from baton.step.outcome import CONTINUE, Outcome
-from baton.step.reading import Chunk, counts_after, process_chunk, read_chunk
+from baton.step.reading import (
+    Chunk,
+    EstimatedTotal,
+    counts_after,
+    process_chunk,
+    read_chunk,
+)
 from baton.step.scan import Skip, scan_bound, scan_unbound
 from baton.step.writers import ChunkWriters
 
@@ -97,6 +103,7 @@ class ChunkStep:
         self.writers = ChunkWriters(self.writer)
         self.counts = Counts.of(step)  # a resumed incarnation continues its counts
         self.durations: deque[float] = deque(maxlen=DURATION_WINDOW)
+        self.totals = EstimatedTotal(self.reader, self.counts)
         self._db_deadline: float | None = None  # when riding out an outage gives up
         self._what = f"step '{step.step_name}'" + (
             "" if step.partition is None else f" partition {step.partition}"
@@ -110,7 +117,7 @@ class ChunkStep:
             for s in streams:  # a SQL reader/writer reads its table at open: ride out a restart
                 retry(partial(s.open, self.ctx.step_context))
             retry(lambda: self.writers.find_bound(self.repo.engine))
-            if isinstance(self.reader, KnowsTotal):
+            if isinstance(self.reader, KnowsTotal) and not self.totals.estimated:
                 total = self.reader.total()
                 if total is not None:
                     retry(lambda: self.repo.set_total(self.step.id, total + self.counts.read))
@@ -169,6 +176,8 @@ class ChunkStep:
             except RetryInterrupted:  # nothing of this chunk committed: a boundary
                 return self._signalled()
             self.durations.append(time.monotonic() - chunk_start)
+            if (total := self.totals.after_chunk(chunk.end)) is not None:
+                Retrier(self._what)(partial(self.repo.set_total, self.step.id, total))
             if chunk.end:
                 return Outcome(BatchStatus.COMPLETED, self.counts)
             if job_status is BatchStatus.STOPPING:

@@ -81,16 +81,22 @@ def build_reader(spec: ChunkSpec, ctx: StepContext) -> Any:
     raise BatonError(f"reader {spec.reader} has no read() method")
 
 
-def build_processor(spec: ChunkSpec, ctx: StepContext) -> Callable[[Any], Any] | None:
-    """The processor as a function (an object's ``process``), or None without one."""
+def build_processor(spec: ChunkSpec, ctx: StepContext) -> Callable[[Any], Any] | Any | None:
+    """The processor: an object with ``process_chunk(items)`` as it is (a chunk
+    processor, preferred when it has ``process`` too), else an item processor as a
+    function (an object's ``process``), or None without one."""
     if not spec.processor:
         return None
     obj = build(spec.processor, ctx.offered(), bind_args(spec.processor_args, ctx, "processorArgs"))
+    if callable(getattr(obj, "process_chunk", None)):
+        return obj
     if hasattr(obj, "process"):
         return obj.process  # type: ignore[no-any-return]
     if callable(obj):
         return obj  # type: ignore[no-any-return]
-    raise BatonError(f"processor {obj!r} is neither callable nor has process()")
+    raise BatonError(
+        f"processor {obj!r} has neither process_chunk(items) nor process(item), and is not callable"
+    )
 
 
 def build_writer(spec: ChunkSpec, ctx: StepContext) -> Any:
