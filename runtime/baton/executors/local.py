@@ -3,6 +3,9 @@
 Each unit (step, partition, compensation, callback) runs as a subprocess running the
 same entrypoint a pod runs (``baton step``), so a unit that crashes, leaks or is killed
 cannot take the executor with it; partitions and parallel groups run side by side.
+The executor does not poll: it waits on its units' exits and progress events
+(:mod:`baton.executors.watch`) and reads the repository when a unit ends, so the
+statements it issues grow with the units an execution runs, not with its run time.
 Subprocesses die with the executor (PR_SET_PDEATHSIG), so ``kill -9`` of ``baton run``
 leaves no orphan writing behind its back; the execution is then recovered as FAILED and
 restarts from its last checkpoint.
@@ -22,8 +25,8 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -38,7 +41,10 @@ from baton.core.status import BatchStatus, ExitCode, UnitKind
 from baton.executors.deadline import DeadlineWatch
 from baton.executors.logfiles import LOG_DIR_ENV, create, execution_dir, log_root
 from baton.executors.owner import owner_alive, this_owner
+from baton.executors.progress import LiveProgress
+from baton.executors.progress import Tick as Tick  # the type of on_tick
 from baton.executors.units import Running, UnitKey, spawn, thread
+from baton.executors.watch import UnitWatch, Woken
 from baton.flow.actions import Finish, PlanPartitions, RunCallback, RunCompensation, RunStep
 from baton.flow.deadlines import finish_of
 from baton.flow.engine import next_actions
@@ -53,7 +59,7 @@ from baton.step.signals import handling_stop_signals
 
 log = logging.getLogger("baton.executor")
 
-Tick = Callable[[JobExecution, list[StepExecution]], None]
+IDLE_SECONDS = 1.0  # nothing running and nothing to start: look again (never expected)
 
 
 # ---------------------------------------------------------------- executor
@@ -68,14 +74,16 @@ class LocalExecutor:
         *,
         in_process: bool = False,
         on_tick: Tick | None = None,
-        poll_seconds: float = 0.2,
+        poll_seconds: float = 0.5,
         deadline_seconds: float | None = None,
     ):
         self.repo = repo
         self._deadline = DeadlineWatch(repo, deadline_seconds, grace_seconds(os.environ))
         self.in_process = in_process
         self.on_tick = on_tick
-        self.poll = poll_seconds
+        self.poll = poll_seconds  # while queued (maxRunning, cooldown)
+        self._watch = UnitWatch()
+        self._progress = LiveProgress(repo, on_tick)
         self._signalled = threading.Event()
         self._stop_units = threading.Event()
         self._running: dict[UnitKey, Running] = {}
@@ -103,6 +111,7 @@ class LocalExecutor:
                 raise
             finally:
                 self._kill_all()
+                self._watch.close()
         if self._db_gave_up and final.status is BatchStatus.FAILED:
             raise DatabaseUnavailable(f"execution {final.id} FAILED: {self._db_gave_up}")
         return final
@@ -145,6 +154,7 @@ class LocalExecutor:
             if execution.status.terminal:
                 raise _ended_elsewhere(execution)
             records = self._db(partial(self.repo.step_executions, execution.id))
+            self._progress.records = records
             partitions = self._db(partial(self.repo.partition_counts, execution.instance_id))
             state = FlowState.of(
                 execution, records, {k: s.status for k, s in previous.items()}, partitions
@@ -174,7 +184,7 @@ class LocalExecutor:
                         },
                     )
             if not replan:
-                self._reap(execution)
+                self._await_units(execution)
 
     # ------------------------------------------------------------ units
 
@@ -197,7 +207,9 @@ class LocalExecutor:
         if key in self._running:
             return
         if self.in_process:
-            running = thread(self.repo, execution.id, key, env or {}, self._stop_units)
+            running = thread(
+                self.repo, execution.id, key, env or {}, self._stop_units, self._watch.wake
+            )
         else:
             log_fd = self._log_file(execution, key)
             running = spawn(self.repo.url, execution.id, key, env or {}, log_fd=log_fd)
@@ -217,13 +229,20 @@ class LocalExecutor:
             log.warning("unit output is not kept (baton logs cannot show it): %s", e)
             return None
 
-    def _reap(self, execution: JobExecution) -> None:
-        """Wait a poll interval for units to end; record any that ended unrecorded."""
-        deadline = time.monotonic() + self.poll
-        while time.monotonic() < deadline:
-            if any(r.done() for r in self._running.values()):
+    def _await_units(self, execution: JobExecution) -> None:
+        """Wait until a unit ends (or an event, a signal or the deadline asks for a
+        look at the repository); record any unit that ended unrecorded."""
+        while True:
+            timeout = self._deadline.wake_in(execution)
+            if not self._running:
+                timeout = IDLE_SECONDS if timeout is None else min(timeout, IDLE_SECONDS)
+            woken = self._watch.wait(
+                self._running, timeout, lambda _key, unit, event: self._progress.event(unit, event)
+            )
+            if woken is not Woken.TIMEOUT or timeout is not None:
                 break
-            time.sleep(min(0.02, self.poll))
+            if any(r.done() for r in self._running.values()):  # a unit without a pidfd
+                break
         for key, running in list(self._running.items()):
             if running.done():
                 del self._running[key]
@@ -278,9 +297,7 @@ class LocalExecutor:
     def _tick(self, execution: JobExecution) -> None:
         if self._signalled.is_set():
             self._honour_signal(self._db(partial(self.repo.get_execution, execution.id)))
-        if self.on_tick is not None:
-            with suppress(BatonError):  # a display glitch must not fail the job
-                self.on_tick(execution, self.repo.step_executions(execution.id))
+        self._progress.show(execution, force=True)
 
     # ------------------------------------------------------------ admission (concurrency)
 
@@ -335,6 +352,7 @@ class LocalExecutor:
         def handler(signum: int, _frame: Any) -> None:
             self._signalled.set()
             self._stop_units.set()
+            self._watch.wake()
             if signum == signal.SIGTERM:
                 for running in self._running.values():
                     proc = running.alive_process()
