@@ -39,6 +39,7 @@ from baton.core.errors import (
 )
 from baton.core.status import BatchStatus, ExitCode, UnitKind
 from baton.executors.deadline import DeadlineWatch
+from baton.executors.forked import can_fork, fork
 from baton.executors.logfiles import LOG_DIR_ENV, create, execution_dir, log_root
 from baton.executors.owner import owner_alive, this_owner
 from baton.executors.progress import LiveProgress
@@ -55,11 +56,13 @@ from baton.repository.retry import Retrier, retry_budget
 from baton.spec.model import BatchJob
 from baton.spec.snapshot import job_of
 from baton.step.deadline import grace_seconds
+from baton.step.entry import unit_argv
 from baton.step.signals import handling_stop_signals
 
 log = logging.getLogger("baton.executor")
 
 IDLE_SECONDS = 1.0  # nothing running and nothing to start: look again (never expected)
+SHOW_SECONDS = 1.0  # a progress display is redrawn at least this often (no queries)
 
 
 # ---------------------------------------------------------------- executor
@@ -212,8 +215,19 @@ class LocalExecutor:
             )
         else:
             log_fd = self._log_file(execution, key)
-            running = spawn(self.repo.url, execution.id, key, env or {}, log_fd=log_fd)
+            if can_fork():
+                argv = unit_argv(execution.id, key.step, kind=key.kind, partition=key.partition)
+                running = fork(self.repo.url, argv, env or {}, log_fd, self._descriptors())
+            else:
+                running = spawn(self.repo.url, execution.id, key, env or {}, log_fd=log_fd)
         self._running[key] = running
+
+    def _descriptors(self) -> list[int]:
+        """This process's own pipes and files, which a forked unit closes."""
+        fds = list(self._watch.descriptors())
+        for r in self._running.values():
+            fds += [fd for fd in (*r.watched(), r.log_fd) if fd is not None]
+        return fds
 
     def _log_file(self, execution: JobExecution, key: UnitKey) -> int | None:
         """A new file for this run's output (see :mod:`baton.executors.logfiles`);
@@ -233,16 +247,19 @@ class LocalExecutor:
         """Wait until a unit ends (or an event, a signal or the deadline asks for a
         look at the repository); record any unit that ended unrecorded."""
         while True:
-            timeout = self._deadline.wake_in(execution)
-            if not self._running:
-                timeout = IDLE_SECONDS if timeout is None else min(timeout, IDLE_SECONDS)
+            deadline = self._deadline.wake_in(execution)
+            limits = [deadline, None if self._running else IDLE_SECONDS]
+            if self.on_tick is not None:
+                limits.append(SHOW_SECONDS)  # the display's clock moves on
+            timeout = min((t for t in limits if t is not None), default=None)
             woken = self._watch.wait(
                 self._running, timeout, lambda _key, unit, event: self._progress.event(unit, event)
             )
-            if woken is not Woken.TIMEOUT or timeout is not None:
+            if woken is not Woken.TIMEOUT or not self._running or timeout == deadline:
                 break
             if any(r.done() for r in self._running.values()):  # a unit without a pidfd
                 break
+            self._progress.show(execution, force=True)
         for key, running in list(self._running.items()):
             if running.done():
                 del self._running[key]

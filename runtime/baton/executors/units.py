@@ -35,7 +35,7 @@ COPY_DRAIN_SECONDS = 5.0  # a unit's grandchild may hold its output pipe: not fo
 READ_SIZE = 65536
 
 
-def _die_with_parent() -> None:
+def die_with_parent() -> None:
     """In the child: be killed when the executor dies, so ``kill -9`` of ``baton run``
     leaves no unit writing behind its back."""
     try:
@@ -142,7 +142,7 @@ class Running:
             self._drain()
             return True
         assert self.thread is not None
-        return not self.thread.is_alive()
+        return "ended" in self.result  # set before it wakes the executor
 
     def _drain(self) -> None:
         """After the exit: its last output reaches the log file (a grandchild holding
@@ -205,7 +205,7 @@ def spawn(
         output = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT}
     try:
         proc = subprocess.Popen(
-            cmd, env=full_env, preexec_fn=_die_with_parent, pass_fds=(events_w,), **output
+            cmd, env=full_env, preexec_fn=die_with_parent, pass_fds=(events_w,), **output
         )
     except BaseException:
         os.close(events_r)
@@ -242,6 +242,7 @@ def thread(
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
+            running.result["ended"] = True
             ended()
 
     running.thread = threading.Thread(target=target, name=key.label(), daemon=True)

@@ -45,6 +45,9 @@ class UnitWatch:
         with contextlib.suppress(OSError):  # full (a wake-up is pending) or closed
             os.write(self._write, b"!")
 
+    def descriptors(self) -> tuple[int, int]:
+        return self._read, self._write
+
     def close(self) -> None:
         os.close(self._read)
         os.close(self._write)
