@@ -44,7 +44,7 @@ class DeadlineWatch:
             if execution.status is not BatchStatus.STARTED:
                 return None
             ran = (dt.datetime.now(dt.UTC) - execution.start_time).total_seconds()
-            return max(0.0, self.seconds - ran)
+            return max(0.0, self.seconds - ran) + 0.01
         if self._killed:
             return None
         return max(0.0, self.grace - (time.monotonic() - self._requested)) + 0.01

@@ -83,9 +83,10 @@ def fork(
     out_r, out_w = os.pipe() if log_fd is not None else (None, None)
     for stream in (sys.stdout, sys.stderr):
         stream.flush()  # nothing buffered is written twice
+    parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child (covered by the CLI tests)
-        _child(db_url, argv, env, events_w, out_w, [events_r, out_r, log_fd, *inherited])
+        _child(db_url, argv, env, events_w, out_w, [events_r, out_r, log_fd, *inherited], parent)
     os.close(events_w)
     stdout = None
     if out_w is not None and out_r is not None:
@@ -102,11 +103,14 @@ def _child(
     events_w: int,
     out_w: int | None,
     close: list[int | None],
+    parent: int,
 ) -> None:  # pragma: no cover - runs in the child
     code = 1
     try:
         gc.freeze()  # the executor's objects are never finalized here (its connections)
         die_with_parent()
+        if os.getppid() != parent:  # the executor died before that took effect
+            os._exit(code)
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, signal.default_int_handler)  # the unit sets its own
         for fd in close:

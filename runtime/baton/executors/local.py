@@ -24,7 +24,6 @@ import logging
 import os
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import partial
@@ -38,10 +37,10 @@ from baton.core.errors import (
     UnexpectedJobExecutionState,
 )
 from baton.core.status import BatchStatus, ExitCode, UnitKind
+from baton.executors.admission import admit
 from baton.executors.deadline import DeadlineWatch
 from baton.executors.forked import can_fork, fork
 from baton.executors.logfiles import LOG_DIR_ENV, create, execution_dir, log_root
-from baton.executors.owner import owner_alive, this_owner
 from baton.executors.progress import LiveProgress
 from baton.executors.progress import Tick as Tick  # the type of on_tick
 from baton.executors.units import Running, UnitKey, spawn, thread
@@ -95,10 +94,16 @@ class LocalExecutor:
         self._log_failed = False  # unit output files could not be made (said once)
 
     def run(self, execution: JobExecution) -> JobExecution:
+        try:
+            return self._run(execution)
+        finally:
+            self._watch.close()
+
+    def _run(self, execution: JobExecution) -> JobExecution:
         job = job_of(execution)
         with self._signals():
             if execution.status is not BatchStatus.COMPENSATING:
-                execution = self._admit(execution, job)
+                execution = admit(self.repo, execution, job, self._signalled, self.poll)
                 if execution.status.terminal:
                     return execution
             previous = self._db(partial(self.repo.previous_steps, execution))
@@ -114,7 +119,6 @@ class LocalExecutor:
                 raise
             finally:
                 self._kill_all()
-                self._watch.close()
         if self._db_gave_up and final.status is BatchStatus.FAILED:
             raise DatabaseUnavailable(f"execution {final.id} FAILED: {self._db_gave_up}")
         return final
@@ -315,48 +319,6 @@ class LocalExecutor:
         if self._signalled.is_set():
             self._honour_signal(self._db(partial(self.repo.get_execution, execution.id)))
         self._progress.show(execution, force=True)
-
-    # ------------------------------------------------------------ admission (concurrency)
-
-    def _admit(self, execution: JobExecution, job: BatchJob) -> JobExecution:
-        """STARTING → STARTED, once the job's concurrency limits allow (phase Queued)."""
-        limits = job.spec.concurrency
-        if limits is None:
-            return self.repo.transition(
-                execution.id,
-                BatchStatus.STARTED,
-                action="start",
-                start=True,
-                owner=this_owner(),
-            )
-        announced = False
-        while not self.repo.admit(
-            execution,
-            max_running=limits.max_running,
-            cooldown_seconds=limits.cooldown_seconds,
-            waiting_alive=lambda e: owner_alive(e.owner) is not False,
-            owner=this_owner(),
-        ):
-            current = self.repo.get_execution(execution.id)
-            if current.status is BatchStatus.STOPPING or self._signalled.is_set():
-                return self.repo.transition(
-                    execution.id,
-                    BatchStatus.STOPPED,
-                    action="stop",
-                    exit_code="STOPPED",
-                    description="stopped while queued",
-                    end=True,
-                )
-            if not announced:
-                log.warning(
-                    "execution %s is queued (maxRunning %s, cooldown %gs)",
-                    execution.id,
-                    limits.max_running,
-                    limits.cooldown_seconds,
-                )
-                announced = True
-            time.sleep(self.poll)
-        return self.repo.get_execution(execution.id)
 
     # ------------------------------------------------------------ stop & finish
 

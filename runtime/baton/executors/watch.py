@@ -42,15 +42,19 @@ class UnitWatch:
 
     def wake(self) -> None:
         """Wake the waiting executor: safe from a signal handler and from any thread."""
-        with contextlib.suppress(OSError):  # full (a wake-up is pending) or closed
+        if self._write < 0:
+            return  # closed: its number may be another file's by now
+        with contextlib.suppress(OSError):  # full: a wake-up is pending already
             os.write(self._write, b"!")
 
     def descriptors(self) -> tuple[int, int]:
         return self._read, self._write
 
     def close(self) -> None:
-        os.close(self._read)
-        os.close(self._write)
+        if self._write >= 0:
+            write, self._write = self._write, -1
+            os.close(write)
+            os.close(self._read)
 
     def wait(
         self, running: Mapping[Any, Running], timeout: float | None, on_event: OnEvent
