@@ -121,6 +121,7 @@ def _child(
             os.dup2(out_w, 2)
             os.close(out_w)
         _unbuffered_streams()
+        _forget_user_modules()
         os.environ.update(env, BATON_DB_URL=db_url, **{EVENTS_FD_ENV: str(events_w)})
         code = entry.main(argv)
     except SystemExit as e:
@@ -132,6 +133,24 @@ def _child(
             with contextlib.suppress(Exception):
                 stream.flush()
         os._exit(code)
+
+
+def _forget_user_modules() -> None:  # pragma: no cover - runs in the child
+    """Drop the modules of the user's code that the executor imported (the launch
+    loads a job's components to check them): the unit imports them again, as a pod's
+    fresh process does, so their import-time code runs in the unit too (a module that
+    fails there fails the step, not the launch). Kept: the standard library, installed
+    packages and Baton itself."""
+    import sysconfig
+
+    paths = sysconfig.get_paths()
+    roots = {os.path.realpath(paths[k]) for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    roots.add(os.path.realpath(os.path.dirname(os.path.dirname(entry.__file__))))  # baton/
+    kept = tuple(os.path.join(r, "") for r in roots)
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if name != "__main__" and file and not os.path.realpath(file).startswith(kept):
+            del sys.modules[name]
 
 
 def _unbuffered_streams() -> None:  # pragma: no cover - runs in the child
