@@ -19,6 +19,8 @@ first, as an installed image has compiled bytecode.
 
     python bench/run_startup.py              # 10 rounds
     python bench/run_startup.py --runs 3
+    python bench/run_startup.py --before /tmp/old   # also `baton run` of another checkout's
+                                                    # runtime/ (git archive REV runtime)
 """
 
 from __future__ import annotations
@@ -53,12 +55,19 @@ spec:
         size: 100
 """
 KINDS = ("python -c pass", "python -m baton.step", "baton run", "baton run (exec units)")
+BEFORE = "baton run (before)"
 
 
 @dataclass
 class Result:
-    wall: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in KINDS})
-    cpu: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in KINDS})
+    kinds: tuple[str, ...] = KINDS
+    wall: dict[str, list[float]] = field(default_factory=dict)
+    cpu: dict[str, list[float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        for k in self.kinds:
+            self.wall.setdefault(k, [])
+            self.cpu.setdefault(k, [])
 
 
 def _timed(cmd: Sequence[str], env: dict[str, str]) -> tuple[float, float]:
@@ -74,7 +83,9 @@ def _timed(cmd: Sequence[str], env: dict[str, str]) -> tuple[float, float]:
     return wall, cpu
 
 
-def commands(work: Path) -> Callable[[str, int], tuple[list[str], dict[str, str]]]:
+def commands(
+    work: Path, before: Path | None = None
+) -> Callable[[str, int], tuple[list[str], dict[str, str]]]:
     """The command (and environment) of each kind for round ``n``."""
     src, dst = work / "in.jsonl", work / "out.jsonl"
     src.write_text("".join(json.dumps({"n": n}) + "\n" for n in range(5)))
@@ -93,24 +104,30 @@ def commands(work: Path) -> Callable[[str, int], tuple[list[str], dict[str, str]
             return [py, "-m", "baton.step", "--help"], env
         if kind == "baton run":
             return run, env
+        if kind == BEFORE and before is not None:
+            old = str(before / "runtime")
+            return run, {**env, "PYTHONPATH": os.pathsep.join([old, env.get("PYTHONPATH", "")])}
         return run, {**env, "BATON_UNIT_PROCESS": "exec"}
 
     return command
 
 
-def run_bench(runs: int, say: Callable[[str], object] = print) -> Result:
-    result = Result()
+def run_bench(
+    runs: int, say: Callable[[str], object] = print, before: Path | None = None
+) -> Result:
+    kinds = KINDS if before is None else (*KINDS, BEFORE)
+    result = Result(kinds)
     with tempfile.TemporaryDirectory(prefix="baton-run-startup-") as tmp:
-        command = commands(Path(tmp))
-        for kind in KINDS:  # warm the bytecode cache and the database file
-            _timed(*command(kind, 0 if kind == "baton run" else -1))
+        command = commands(Path(tmp), before)
+        for i, kind in enumerate(kinds):  # warm the bytecode cache and the database file
+            _timed(*command(kind, -1 - i))
         for n in range(1, runs + 1):
-            order = KINDS if n % 2 else tuple(reversed(KINDS))  # ABBA
+            order = kinds if n % 2 else tuple(reversed(kinds))  # ABBA
             for kind in order:
-                wall, cpu = _timed(*command(kind, n * 10 + KINDS.index(kind)))
+                wall, cpu = _timed(*command(kind, n * 10 + kinds.index(kind)))
                 result.wall[kind].append(wall)
                 result.cpu[kind].append(cpu)
-            say(f"round {n}/{runs}: " + ", ".join(f"{k} {result.wall[k][-1]:.3f}s" for k in KINDS))
+            say(f"round {n}/{runs}: " + ", ".join(f"{k} {result.wall[k][-1]:.3f}s" for k in kinds))
     return result
 
 
@@ -119,7 +136,7 @@ def report(result: Result, say: Callable[[str], object] = print) -> dict[str, fl
     wall = {k: statistics.median(v) for k, v in result.wall.items()}
     cpu = {k: statistics.median(v) for k, v in result.cpu.items()}
     say(f"{'':26}{'wall (median)':>16}{'cpu (median)':>16}")
-    for k in KINDS:
+    for k in result.kinds:
         say(f"{k:26}{wall[k]:>15.3f}s{cpu[k]:>15.3f}s")
     ratios = {
         "baton run / python -c pass": wall["baton run"] / wall["python -c pass"],
@@ -127,6 +144,9 @@ def report(result: Result, say: Callable[[str], object] = print) -> dict[str, fl
         "baton run / baton run (exec units)": wall["baton run"] / wall["baton run (exec units)"],
         "cpu: baton run / baton run (exec units)": cpu["baton run"] / cpu["baton run (exec units)"],
     }
+    if BEFORE in wall:
+        ratios["baton run / baton run (before)"] = wall["baton run"] / wall[BEFORE]
+        ratios["cpu: baton run / baton run (before)"] = cpu["baton run"] / cpu[BEFORE]
     for name, value in ratios.items():
         say(f"{name:42} {value:6.2f}x")
     return ratios
@@ -135,10 +155,11 @@ def report(result: Result, say: Callable[[str], object] = print) -> dict[str, fl
 def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--runs", type=int, default=10, help="Rounds (each runs every kind once).")
+    p.add_argument("--before", type=Path, help="A checkout (its runtime/) to compare with.")
     args = p.parse_args(argv)
     if args.runs < 1:
         p.error("--runs must be at least 1")
-    report(run_bench(args.runs))
+    report(run_bench(args.runs, before=args.before))
     return 0
 
 
