@@ -111,8 +111,8 @@ def _child(
         die_with_parent()
         if os.getppid() != parent:  # the executor died before that took effect
             os._exit(code)
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(signum, signal.default_int_handler)  # the unit sets its own
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as in a new process, until
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # the unit sets its own
         for fd in close:
             if fd is not None:
                 os.close(fd)
