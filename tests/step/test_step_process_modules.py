@@ -37,8 +37,9 @@ PROBE = (
 
 # What every unit loads: the step runtime, the repository it records into (the whole
 # JobRepository facade), the snapshotted job spec's model, the import resolver
-# that builds the unit's code, the binder of its args (${params.x}), and the log
-# formatter (BATON_LOG_FORMAT, stdlib only).
+# that builds the unit's code, the binder of its args (${params.x}), the log
+# formatter (BATON_LOG_FORMAT, stdlib only) and the progress events to the local
+# executor (stdlib only).
 TASKLET = {
     "baton",
     "baton.core",
@@ -78,6 +79,7 @@ TASKLET = {
     "baton.step.context",
     "baton.step.deadline",
     "baton.step.entry",
+    "baton.step.events",
     "baton.step.failures",
     "baton.step.outcome",
     "baton.step.runner",

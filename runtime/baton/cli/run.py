@@ -53,7 +53,9 @@ Deadline = Annotated[
 
 
 class ProgressView:
-    """A live bar per step, fed by the executor's polling of the repository."""
+    """A live bar per step, fed by the executor (from its units' progress events).
+    Redrawn by the executor's thread on each tick, not by a refresh thread of Rich's:
+    the executor forks its units, which is safe only from a single-threaded process."""
 
     def __init__(self, console: Console, enabled: bool):
         self.progress = Progress(
@@ -69,6 +71,7 @@ class ProgressView:
             console=console,
             transient=False,
             disable=not enabled,
+            auto_refresh=False,
         )
         self.tasks: dict[tuple[str, int | None], TaskID] = {}
 
@@ -98,6 +101,7 @@ class ProgressView:
             if key not in self.tasks:
                 self.tasks[key] = self.progress.add_task(name, total=total, **fields)
             self.progress.update(self.tasks[key], completed=done, total=total, **fields)
+        self.progress.refresh()
 
 
 def _execute(

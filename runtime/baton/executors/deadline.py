@@ -36,6 +36,19 @@ class DeadlineWatch:
         self._requested: float | None = None  # monotonic time of the stop request
         self._killed = False
 
+    def wake_in(self, execution: JobExecution) -> float | None:
+        """Seconds until :meth:`check` has something to do (None: nothing to wait for)."""
+        if self._requested is None:
+            if not self.seconds or execution.start_time is None:
+                return None
+            if execution.status is not BatchStatus.STARTED:
+                return None
+            ran = (dt.datetime.now(dt.UTC) - execution.start_time).total_seconds()
+            return max(0.0, self.seconds - ran) + 0.01
+        if self._killed:
+            return None
+        return max(0.0, self.grace - (time.monotonic() - self._requested)) + 0.01
+
     def check(
         self, execution: JobExecution, running: Iterable[Running], stop_threads: threading.Event
     ) -> JobExecution:

@@ -3,6 +3,9 @@
 Each unit (step, partition, compensation, callback) runs as a subprocess running the
 same entrypoint a pod runs (``baton step``), so a unit that crashes, leaks or is killed
 cannot take the executor with it; partitions and parallel groups run side by side.
+The executor does not poll: it waits on its units' exits and progress events
+(:mod:`baton.executors.watch`) and reads the repository when a unit ends, so the
+statements it issues grow with the units an execution runs, not with its run time.
 Subprocesses die with the executor (PR_SET_PDEATHSIG), so ``kill -9`` of ``baton run``
 leaves no orphan writing behind its back; the execution is then recovered as FAILED and
 restarts from its last checkpoint.
@@ -21,9 +24,8 @@ import logging
 import os
 import signal
 import threading
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from typing import Any
 
@@ -35,10 +37,14 @@ from baton.core.errors import (
     UnexpectedJobExecutionState,
 )
 from baton.core.status import BatchStatus, ExitCode, UnitKind
+from baton.executors.admission import admit
 from baton.executors.deadline import DeadlineWatch
+from baton.executors.forked import can_fork, fork
 from baton.executors.logfiles import LOG_DIR_ENV, create, execution_dir, log_root
-from baton.executors.owner import owner_alive, this_owner
+from baton.executors.progress import LiveProgress
+from baton.executors.progress import Tick as Tick  # the type of on_tick
 from baton.executors.units import Running, UnitKey, spawn, thread
+from baton.executors.watch import UnitWatch, Woken
 from baton.flow.actions import Finish, PlanPartitions, RunCallback, RunCompensation, RunStep
 from baton.flow.deadlines import finish_of
 from baton.flow.engine import next_actions
@@ -49,11 +55,13 @@ from baton.repository.retry import Retrier, retry_budget
 from baton.spec.model import BatchJob
 from baton.spec.snapshot import job_of
 from baton.step.deadline import grace_seconds
+from baton.step.entry import unit_argv
 from baton.step.signals import handling_stop_signals
 
 log = logging.getLogger("baton.executor")
 
-Tick = Callable[[JobExecution, list[StepExecution]], None]
+IDLE_SECONDS = 1.0  # nothing running and nothing to start: look again (never expected)
+SHOW_SECONDS = 1.0  # a progress display is redrawn at least this often (no queries)
 
 
 # ---------------------------------------------------------------- executor
@@ -68,14 +76,16 @@ class LocalExecutor:
         *,
         in_process: bool = False,
         on_tick: Tick | None = None,
-        poll_seconds: float = 0.2,
+        poll_seconds: float = 0.5,
         deadline_seconds: float | None = None,
     ):
         self.repo = repo
         self._deadline = DeadlineWatch(repo, deadline_seconds, grace_seconds(os.environ))
         self.in_process = in_process
         self.on_tick = on_tick
-        self.poll = poll_seconds
+        self.poll = poll_seconds  # while queued (maxRunning, cooldown)
+        self._watch = UnitWatch()
+        self._progress = LiveProgress(repo, on_tick)
         self._signalled = threading.Event()
         self._stop_units = threading.Event()
         self._running: dict[UnitKey, Running] = {}
@@ -84,10 +94,16 @@ class LocalExecutor:
         self._log_failed = False  # unit output files could not be made (said once)
 
     def run(self, execution: JobExecution) -> JobExecution:
+        try:
+            return self._run(execution)
+        finally:
+            self._watch.close()
+
+    def _run(self, execution: JobExecution) -> JobExecution:
         job = job_of(execution)
         with self._signals():
             if execution.status is not BatchStatus.COMPENSATING:
-                execution = self._admit(execution, job)
+                execution = admit(self.repo, execution, job, self._signalled, self.poll)
                 if execution.status.terminal:
                     return execution
             previous = self._db(partial(self.repo.previous_steps, execution))
@@ -145,6 +161,7 @@ class LocalExecutor:
             if execution.status.terminal:
                 raise _ended_elsewhere(execution)
             records = self._db(partial(self.repo.step_executions, execution.id))
+            self._progress.records = records
             partitions = self._db(partial(self.repo.partition_counts, execution.instance_id))
             state = FlowState.of(
                 execution, records, {k: s.status for k, s in previous.items()}, partitions
@@ -174,7 +191,7 @@ class LocalExecutor:
                         },
                     )
             if not replan:
-                self._reap(execution)
+                self._await_units(execution)
 
     # ------------------------------------------------------------ units
 
@@ -197,11 +214,24 @@ class LocalExecutor:
         if key in self._running:
             return
         if self.in_process:
-            running = thread(self.repo, execution.id, key, env or {}, self._stop_units)
+            running = thread(
+                self.repo, execution.id, key, env or {}, self._stop_units, self._watch.wake
+            )
         else:
             log_fd = self._log_file(execution, key)
-            running = spawn(self.repo.url, execution.id, key, env or {}, log_fd=log_fd)
+            if can_fork():
+                argv = unit_argv(execution.id, key.step, kind=key.kind, partition=key.partition)
+                running = fork(self.repo.url, argv, env or {}, log_fd, self._descriptors())
+            else:
+                running = spawn(self.repo.url, execution.id, key, env or {}, log_fd=log_fd)
         self._running[key] = running
+
+    def _descriptors(self) -> list[int]:
+        """This process's own pipes and files, which a forked unit closes."""
+        fds = list(self._watch.descriptors())
+        for r in self._running.values():
+            fds += [fd for fd in (*r.watched(), r.log_fd) if fd is not None]
+        return fds
 
     def _log_file(self, execution: JobExecution, key: UnitKey) -> int | None:
         """A new file for this run's output (see :mod:`baton.executors.logfiles`);
@@ -217,13 +247,23 @@ class LocalExecutor:
             log.warning("unit output is not kept (baton logs cannot show it): %s", e)
             return None
 
-    def _reap(self, execution: JobExecution) -> None:
-        """Wait a poll interval for units to end; record any that ended unrecorded."""
-        deadline = time.monotonic() + self.poll
-        while time.monotonic() < deadline:
-            if any(r.done() for r in self._running.values()):
+    def _await_units(self, execution: JobExecution) -> None:
+        """Wait until a unit ends (or an event, a signal or the deadline asks for a
+        look at the repository); record any unit that ended unrecorded."""
+        while True:
+            deadline = self._deadline.wake_in(execution)
+            limits = [deadline, None if self._running else IDLE_SECONDS]
+            if self.on_tick is not None:
+                limits.append(SHOW_SECONDS)  # the display's clock moves on
+            timeout = min((t for t in limits if t is not None), default=None)
+            woken = self._watch.wait(
+                self._running, timeout, lambda _key, unit, event: self._progress.event(unit, event)
+            )
+            if woken is not Woken.TIMEOUT or not self._running or timeout == deadline:
                 break
-            time.sleep(min(0.02, self.poll))
+            if any(r.done() for r in self._running.values()):  # a unit without a pidfd
+                break
+            self._progress.show(execution, force=True)
         for key, running in list(self._running.items()):
             if running.done():
                 del self._running[key]
@@ -278,51 +318,7 @@ class LocalExecutor:
     def _tick(self, execution: JobExecution) -> None:
         if self._signalled.is_set():
             self._honour_signal(self._db(partial(self.repo.get_execution, execution.id)))
-        if self.on_tick is not None:
-            with suppress(BatonError):  # a display glitch must not fail the job
-                self.on_tick(execution, self.repo.step_executions(execution.id))
-
-    # ------------------------------------------------------------ admission (concurrency)
-
-    def _admit(self, execution: JobExecution, job: BatchJob) -> JobExecution:
-        """STARTING → STARTED, once the job's concurrency limits allow (phase Queued)."""
-        limits = job.spec.concurrency
-        if limits is None:
-            return self.repo.transition(
-                execution.id,
-                BatchStatus.STARTED,
-                action="start",
-                start=True,
-                owner=this_owner(),
-            )
-        announced = False
-        while not self.repo.admit(
-            execution,
-            max_running=limits.max_running,
-            cooldown_seconds=limits.cooldown_seconds,
-            waiting_alive=lambda e: owner_alive(e.owner) is not False,
-            owner=this_owner(),
-        ):
-            current = self.repo.get_execution(execution.id)
-            if current.status is BatchStatus.STOPPING or self._signalled.is_set():
-                return self.repo.transition(
-                    execution.id,
-                    BatchStatus.STOPPED,
-                    action="stop",
-                    exit_code="STOPPED",
-                    description="stopped while queued",
-                    end=True,
-                )
-            if not announced:
-                log.warning(
-                    "execution %s is queued (maxRunning %s, cooldown %gs)",
-                    execution.id,
-                    limits.max_running,
-                    limits.cooldown_seconds,
-                )
-                announced = True
-            time.sleep(self.poll)
-        return self.repo.get_execution(execution.id)
+        self._progress.show(execution, force=True)
 
     # ------------------------------------------------------------ stop & finish
 
@@ -335,6 +331,7 @@ class LocalExecutor:
         def handler(signum: int, _frame: Any) -> None:
             self._signalled.set()
             self._stop_units.set()
+            self._watch.wake()
             if signum == signal.SIGTERM:
                 for running in self._running.values():
                     proc = running.alive_process()

@@ -8,24 +8,21 @@ of an execution (step names cannot hold ``_``). A restart is a new execution, so
 runs get files of their own, and a unit that runs again (a time budget's next
 incarnation) gets a new file: nothing is ever appended to twice.
 
-How: the unit's stdout and stderr go into one pipe; a thread of the executor copies
-every read, as it comes, to the file (opened ``O_APPEND``, written with ``os.write``:
-no buffer of ours to lose) and to the executor's stderr, where the unit's output went
-before. A step killed with ``kill -9`` loses nothing: the pipe holds what it wrote and
-the thread reads it to the end. Units run unbuffered (``PYTHONUNBUFFERED``), so lines
+How: the unit's stdout and stderr go into one pipe; the executor's loop
+(:class:`baton.executors.units.Running`) copies every read, as it comes, to the file
+(opened ``O_APPEND``, written with ``os.write``: no buffer of ours to lose) and to
+the executor's stderr, where the unit's output went before. A step killed with
+``kill -9`` loses nothing: the pipe holds what it wrote and the executor reads it to
+the end. Units run unbuffered (``PYTHONUNBUFFERED``), so lines
 arrive as they are printed.
 """
 
 from __future__ import annotations
 
-import codecs
 import os
-import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
 
 from baton.core.logsources import LogSource
 from baton.core.status import UnitKind
@@ -93,27 +90,7 @@ def create(folder: Path, kind: UnitKind, step: str, partition: int | None) -> in
             seq += 1
 
 
-def copy_output(pipe: IO[bytes], fd: int, echo: Callable[[str], object] | None) -> threading.Thread:
-    """A thread copying ``pipe`` to the file ``fd`` (closed at the end) and, decoded,
-    to ``echo`` (the executor's stderr by default), until the unit closes its end."""
-    show = echo if echo is not None else (lambda text: sys.stderr.write(text))  # as it is now
-    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-
-    def copy() -> None:
-        try:
-            while data := os.read(pipe.fileno(), 65536):
-                _write_all(fd, data)
-                show(decoder.decode(data))
-        finally:
-            os.close(fd)
-            pipe.close()
-
-    thread = threading.Thread(target=copy, name="unit output", daemon=True)
-    thread.start()
-    return thread
-
-
-def _write_all(fd: int, data: bytes) -> None:
+def write_all(fd: int, data: bytes) -> None:
     while data:
         data = data[os.write(fd, data) :]
 

@@ -36,7 +36,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, ProgrammingError
 
 from baton.core.errors import DatabaseBusy, DatabaseUnavailable, InvalidSetting
 
@@ -254,10 +254,16 @@ def _alembic_config() -> Any:
 
 
 def current_revision(conn: Connection) -> str | None:
-    """The schema revision, read with plain SQL: every process asks, few migrate."""
-    if not inspect(conn).has_table(VERSION_TABLE):
+    """The schema revision, read with plain SQL: every process asks, few migrate. One
+    query when the schema is there (no catalog lookup first); None without the table
+    (then ``conn``'s failed transaction is rolled back)."""
+    try:
+        return conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
+    except (OperationalError, ProgrammingError):
+        conn.rollback()
+        if inspect(conn).has_table(VERSION_TABLE):
+            raise
         return None
-    return conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
 
 
 def migrate(engine: Engine) -> None:
@@ -272,8 +278,10 @@ def migrate(engine: Engine) -> None:
     with _sqlite_file_lock(engine):
         try:
             with engine.connect() as conn:
-                if current_revision(conn) == SCHEMA_REVISION:
-                    return
+                revision = current_revision(conn)
+                conn.commit()  # a read: ended by COMMIT, not ROLLBACK
+            if revision == SCHEMA_REVISION:
+                return
             _upgrade(engine)
         except DBAPIError as e:
             raise unavailable(e, engine) from None

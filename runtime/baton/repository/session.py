@@ -51,10 +51,14 @@ class RepositorySession:
 
     @contextmanager
     def _read(self) -> Iterator[Session]:
-        """A read-only ORM session (entities come back as rows of the typed classes)."""
+        """A read-only ORM session (entities come back as rows of the typed classes).
+        Its transaction ends in COMMIT, not ROLLBACK: a read is not a failure (a
+        database's rollback counters are watched for errors)."""
         try:
-            with Session(self.engine) as session:
+            # expire_on_commit=False: rows read stay loaded after the session ends
+            with Session(self.engine, expire_on_commit=False) as session:
                 yield session
+                session.commit()
         except DBAPIError as e:
             raise self._unavailable(e) from None
 

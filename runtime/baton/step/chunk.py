@@ -45,6 +45,7 @@ from baton.repository.retry import (
     retry_budget,
 )
 from baton.spec.model import ChunkSpec
+from baton.step import events
 from baton.step.components import (
     FaultPolicy,
     RetryInterrupted,
@@ -121,6 +122,7 @@ class ChunkStep:
                 total = self.reader.total()
                 if total is not None:
                     retry(lambda: self.repo.set_total(self.step.id, total + self.counts.read))
+                    events.emit("total", total=total + self.counts.read)
             outcome = self._loop()
             return outcome
         finally:
@@ -283,6 +285,7 @@ class ChunkStep:
         self._db_deadline = None
         self.counts = counts
         self.ctx.chunk_number += 1
+        events.counts(counts.columns())
         return status
 
     def _settle(self) -> BatchStatus | None:
@@ -304,6 +307,7 @@ class ChunkStep:
         self.ctx.step_context.update(state.context)
         self.counts = state.counts
         self.ctx.chunk_number += 1
+        events.counts(state.counts.columns())
         return state.job_status
 
     def _settle_locked(self, target: int) -> tuple[UnitState, bool]:

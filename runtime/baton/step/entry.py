@@ -20,6 +20,7 @@ from baton.core.errors import BatonError
 from baton.core.logformat import FORMAT_ENV, configure_logging, log_format
 from baton.core.status import ExitCode, UnitKind
 from baton.repository import DEFAULT_URL, JobRepository
+from baton.step import events
 from baton.step.runner import run_step
 
 
@@ -62,6 +63,7 @@ def run_unit(
     """Run one unit of an execution against the repository at ``db``."""
     if partition_from_index:
         partition = partition_for_index(os.environ)
+    events.listen(os.environ)  # the local executor's progress pipe, if it gave one
     repo = JobRepository(db, auto_migrate=False)  # open_unit checks the schema
     try:
         return run_step(repo, execution_id, step, partition, kind=kind)

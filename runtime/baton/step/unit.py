@@ -21,6 +21,7 @@ from baton.repository import JobRepository
 from baton.repository.retry import Retrier
 from baton.spec.model import BatchJob, StepBody
 from baton.spec.snapshot import job_of
+from baton.step import events
 from baton.step.context import StepContext
 
 
@@ -97,6 +98,7 @@ def open_unit(
     if opened is None:
         return None
     ((job, body),) = admitted
+    events.emit("open", step_id=opened.step.id)
     return Unit(opened.execution, opened.step, job, body, opened.partition_args)
 
 
@@ -154,7 +156,9 @@ def _partition_adder(repo: JobRepository, unit: Unit) -> Callable[[str, Sequence
             raise InvalidDefinition(f"add_partitions: step '{target}' is not partitioned")
         if target not in repo.partition_counts(execution.instance_id):
             plan_partitions(repo, execution, job, target)
-        return repo.add_partitions(execution.instance_id, target, list(items), unit.step.step_name)
+        added = repo.add_partitions(execution.instance_id, target, list(items), unit.step.step_name)
+        events.emit("partitions", step=target)
+        return added
 
     return add
 
