@@ -79,9 +79,9 @@ def test_step_jobs_go_after_their_ttl_and_baton_show_still_answers(
     # 301: a count no other scenario writes (rows are counted by count in a shared table)
     execution(kubectl, ns, "nums", "count-numbers", {"count": 301}, **numbers)
     saga = {"workingDir": f"{EXAMPLES}/saga", "backoffLimitPerIndex": 0}
-    execution(
-        kubectl, ns, "bob", "onboard-user", {"user": "bob", "failAt": "init-settings"}, **saga
-    )
+    # a user no other scenario onboards (the saga's tables are shared by the run)
+    params = {"user": "cleanup-bob", "failAt": "init-settings"}
+    execution(kubectl, ns, "bob", "onboard-user", params, **saga)
     done = wait_phase(kubectl, ns, "nums", "Completed", "Failed")
     assert done["phase"] == "Completed", done
     assert wait_phase(kubectl, ns, "bob", "Compensated", "CompensationFailed")["phase"] == (
