@@ -552,7 +552,7 @@ def report(result: BenchResult, say: Callable[[str], None] = print) -> None:
     say(
         f"statements outside chunks per execution: execution 1 = {result.first.outside_chunks}, "
         f"execution {result.history} = {result.last.outside_chunks} "
-        "(launch, step bookkeeping and the executor's polling: varies with run time)"
+        "(launch, step bookkeeping and the executor's reads when a unit ends: constant in run time)"
     )
 
 

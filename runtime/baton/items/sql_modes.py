@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
 from typing import Any, Literal
@@ -172,7 +173,9 @@ class _Plan:
                 procs.pop(k)
         if self.as_is and not procs:
             return rows
-        if self.positional and not procs and not self.constants and len(self.names) > 1:
+        if self.positional and not procs and not self.constants:
+            if len(self.names) == 1:
+                return [(r[self.names[0]],) for r in rows]
             return list(map(itemgetter(*self.names), rows))  # tuples, built in C
         get = [_getter(n, self.constants, procs) for n in self.names]
         if self.positional:
@@ -215,11 +218,19 @@ def _plan(dialect: Dialect, table: Table, how: RowMode, columns: tuple[str, ...]
             processors[key] = proc
             if isinstance(kind, Boolean):
                 lenient.add(key)
-    as_is = not compiled.positional and not constants
     sql = str(compiled)
-    return _Plan(
-        stmt, sql, names, compiled.positional, as_is, constants, processors, frozenset(lenient)
-    )
+    positional = compiled.positional
+    if not positional and dialect.paramstyle == "pyformat":
+        # psycopg reorders a dict into a list for every row in Python; tuples built
+        # in C by itemgetter go straight to its dumpers (as a hand-written loop's do)
+        order = _PYFORMAT.findall(sql)
+        if order and len(set(order)) == len(order):
+            sql, names, positional = _PYFORMAT.sub("%s", sql), tuple(order), True
+    as_is = not positional and not constants
+    return _Plan(stmt, sql, names, positional, as_is, constants, processors, frozenset(lenient))
+
+
+_PYFORMAT = re.compile(r"%\(([^)]+)\)s")
 
 
 def _statement(dialect: Dialect, table: Table, how: RowMode, columns: Sequence[str]) -> Insert:
