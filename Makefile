@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 DEMO_DATE ?= 2026-01-01
 LINT_DIRS := $(wildcard runtime operator tests examples bench e2e)
 
-.PHONY: setup demo test unit lint pg pg-stop bench bench-restart bench-purge bench-peer crds helm-lint clean
+.PHONY: setup demo test unit lint pg pg-stop bench bench-restart bench-startup bench-purge bench-peer crds helm-lint clean
 
 $(STAMP): pyproject.toml
 	@scripts/bootstrap.sh "$(PYTHON)" "$(VENV)"
@@ -49,6 +49,10 @@ bench: setup pg
 # cost (RESTART_ARGS, e.g. --rows 100000 --repeat 1)
 bench-restart: setup pg
 	cd bench && BATON_TEST_PG_URL="$$(../scripts/postgres.sh url)" ../$(BIN)/python file_restart.py $(RESTART_ARGS)
+
+# baton run's fixed cost against python -c pass and a bare step process (STARTUP_ARGS)
+bench-startup: setup
+	$(BIN)/python bench/run_startup.py $(STARTUP_ARGS)
 
 # baton purge: bounded memory (100k vs 1M step rows) and checkpoint latency, PostgreSQL
 # and SQLite (PURGE_ARGS, e.g. --steps 200000 --small 20000)
