@@ -90,7 +90,7 @@ def test_execution_deadline_stops_and_fails_then_restart_completes(
 ) -> None:
     _numbers_job(kubectl, ns, "count-deadline")
     execution(
-        kubectl, ns, "overdue", "count-deadline", {"count": 400, "delayMs": 50},
+        kubectl, ns, "overdue", "count-deadline", {"count": 450, "delayMs": 50},
         workingDir=WORKDIR, deadlineSeconds=20, stopGracePeriodSeconds=30,
     )  # fmt: skip
     st = wait_phase(kubectl, ns, "overdue", "Failed", "Completed", "Stopped", timeout=300)
@@ -102,10 +102,10 @@ def test_execution_deadline_stops_and_fails_then_restart_completes(
     ), st
     # (the deadline may come before the load step started, on a slow node)
     load = next((s for s in st["steps"] if s["name"] == "load"), {"writeCount": 0})
-    assert load.get("status", "STOPPED") == "STOPPED" and load["writeCount"] < 400, load
+    assert load.get("status", "STOPPED") == "STOPPED" and load["writeCount"] < 450, load
     assert load["writeCount"] % 50 == 0  # stopped at a chunk boundary
     committed = load["writeCount"]
-    assert rows(postgres, operator, 400) == (committed, committed)
+    assert rows(postgres, operator, 450) == (committed, committed)
     # the step Jobs carry the last-resort hard stop (deadline left + grace + margin)
     jobs = kubectl.json("-n", ns, "get", "jobs", "-l", "baton.dev/execution=overdue")["items"]
     assert jobs and all(
@@ -117,6 +117,6 @@ def test_execution_deadline_stops_and_fails_then_restart_completes(
     st = wait_phase(kubectl, ns, "overdue", "Completed", "Failed", timeout=300)
     assert st["phase"] == "Completed", st
     assert _condition(st, "DeadlineExceeded") is None, st
-    assert _load(st)["readCount"] == 400 - committed
-    assert rows(postgres, operator, 400) == (400, 400)
+    assert _load(st)["readCount"] == 450 - committed
+    assert rows(postgres, operator, 450) == (450, 450)
     assert status(kubectl, ns, "overdue")["attempt"] == 2
