@@ -78,7 +78,10 @@ class ChunkSpec(Model):
 
     reader: str = Field(pattern=REF_PATTERN, description="module:attr of the item reader.")
     processor: str | None = Field(
-        default=None, pattern=REF_PATTERN, description="module:attr of the item processor."
+        default=None,
+        pattern=REF_PATTERN,
+        description="module:attr of the item processor, or of a chunk processor "
+        "(an object with process_chunk(items)).",
     )
     writer: str = Field(pattern=REF_PATTERN, description="module:attr of the item writer.")
     reader_args: dict[str, Any] = Field(default_factory=dict, description="Reader keyword args.")
