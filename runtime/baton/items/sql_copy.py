@@ -7,6 +7,7 @@ would, otherwise the caller inserts.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Boolean, Connection, Table
@@ -53,9 +54,10 @@ def copy_rows(
     dbapi = conn.dialect.dbapi
     assert raw is not None and dbapi is not None
     try:
+        get = itemgetter(*columns) if len(columns) > 1 else (lambda r: (r[columns[0]],))
         with raw.cursor() as cur, cur.copy(sql) as copy:
             for r in rows:
-                copy.write_row(tuple(r[c] for c in columns))
+                copy.write_row(get(r))  # a tuple built in C
     except dbapi.Error as e:
         # The same exception SQLAlchemy raises for a failed INSERT (IntegrityError...).
         raise DBAPIError.instance(sql, None, e, dbapi.Error, dialect=conn.dialect) from e
