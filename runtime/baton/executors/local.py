@@ -219,11 +219,11 @@ class LocalExecutor:
             )
         else:
             log_fd = self._log_file(execution, key)
+            argv = unit_argv(execution.id, key.step, kind=key.kind, partition=key.partition)
             if can_fork():
-                argv = unit_argv(execution.id, key.step, kind=key.kind, partition=key.partition)
                 running = fork(self.repo.url, argv, env or {}, log_fd, self._descriptors())
             else:
-                running = spawn(self.repo.url, execution.id, key, env or {}, log_fd=log_fd)
+                running = spawn(self.repo.url, argv, env or {}, log_fd=log_fd)
         self._running[key] = running
 
     def _descriptors(self) -> list[int]:

@@ -26,7 +26,6 @@ from typing import Any
 from baton.core.status import UnitKind
 from baton.executors.logfiles import write_all
 from baton.repository import JobRepository
-from baton.step.entry import unit_argv
 from baton.step.events import EVENTS_FD_ENV
 from baton.step.runner import run_step
 
@@ -188,13 +187,11 @@ def _read_available(fd: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def spawn(
-    db_url: str, execution_id: int, key: UnitKey, env: dict[str, str], log_fd: int | None = None
-) -> Running:
-    """Start the unit as ``python -m baton.step`` (`baton step` without the CLI's
-    imports: what pods run), dying with this process, with an events pipe; with
-    ``log_fd``, its output is kept in that file too (:mod:`baton.executors.logfiles`)."""
-    argv = unit_argv(execution_id, key.step, kind=key.kind, partition=key.partition)
+def spawn(db_url: str, argv: list[str], env: dict[str, str], log_fd: int | None = None) -> Running:
+    """Start the unit (``argv``: :func:`baton.step.entry.unit_argv`) as ``python -m
+    baton.step`` (`baton step` without the CLI's imports: what pods run), dying with
+    this process, with an events pipe; with ``log_fd``, its output is kept in that file
+    too (:mod:`baton.executors.logfiles`)."""
     cmd = [sys.executable, "-m", "baton.step", *argv]
     events_r, events_w = os.pipe()
     full_env = dict(os.environ, BATON_DB_URL=db_url, **env)

@@ -8,17 +8,17 @@ Both default to the job repository's own database; give ``url`` to use another o
 from __future__ import annotations
 
 from collections.abc import Iterator, MutableMapping, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, MetaData, Table, select, text
 from sqlalchemy.exc import NoSuchTableError
 
 from baton.core.errors import BatonError, InvalidDefinition
 from baton.items.protocols import RunningStep
+from baton.repository.engine import make_engine, normalize_url
 
 if TYPE_CHECKING:
-    from baton.items.sql_modes import RowMode
-from baton.repository.engine import make_engine, normalize_url
+    from baton.items.sql_modes import RowMode, WriteMode
 
 
 def _engine(step: RunningStep | None, url: str | None) -> Engine:
@@ -137,7 +137,7 @@ class SqlWriter:
         self,
         table: str | Table | None = None,
         *,
-        mode: Literal["copy", "insert", "upsert"] = "copy",
+        mode: WriteMode = "copy",
         conflict: list[str] | None = None,
         update: list[str] | None = None,
         url: str | None = None,

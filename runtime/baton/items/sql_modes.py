@@ -19,7 +19,7 @@ import functools
 import re
 from collections.abc import Callable, Mapping, Sequence
 from operator import itemgetter
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from sqlalchemy import Boolean, Connection, MetaData, Table, insert
 from sqlalchemy.engine import Dialect
@@ -30,7 +30,7 @@ from baton.core.errors import BatonError, InvalidDefinition
 from baton.items.sql_copy import copy_columns, copy_rows
 
 WriteMode = Literal["copy", "insert", "upsert"]
-MODES: tuple[str, ...] = ("copy", "insert", "upsert")
+MODES: tuple[str, ...] = get_args(WriteMode)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -118,7 +118,7 @@ class ChunkStep:
             for s in streams:  # a SQL reader/writer reads its table at open: ride out a restart
                 retry(partial(s.open, self.ctx.step_context))
             retry(lambda: self.writers.find_bound(self.repo.engine))
-            if isinstance(self.reader, KnowsTotal) and not self.totals.estimated:
+            if isinstance(self.reader, KnowsTotal) and not self.totals.estimates:
                 total = self.reader.total()
                 if total is not None:
                     retry(lambda: self.repo.set_total(self.step.id, total + self.counts.read))
@@ -282,11 +282,15 @@ class ChunkStep:
             raise
         self.writers.commit_staged()
         self.writers.flushed = False
+        self._committed(counts)
+        return status
+
+    def _committed(self, counts: Counts) -> None:
+        """A chunk's commit landed (written here, or adopted by :meth:`_settle`)."""
         self._db_deadline = None
         self.counts = counts
         self.ctx.chunk_number += 1
         events.counts(counts.columns())
-        return status
 
     def _settle(self) -> BatchStatus | None:
         """After a failed or unknown commit, wait for the database (within the budget)
@@ -302,12 +306,9 @@ class ChunkStep:
         self.writers.flushed = False
         if not landed:
             return None
-        self._db_deadline = None
         self.ctx.step_context.clear()
         self.ctx.step_context.update(state.context)
-        self.counts = state.counts
-        self.ctx.chunk_number += 1
-        events.counts(state.counts.columns())
+        self._committed(state.counts)
         return state.job_status
 
     def _settle_locked(self, target: int) -> tuple[UnitState, bool]:

@@ -143,21 +143,27 @@ class EstimatedTotal:
 
     def __init__(self, reader: Any, counts: Counts):
         self.reader = reader if isinstance(reader, EstimatesTotal) else None
-        self.estimated = self.reader is not None
         self.before = counts.read + counts.read_skip
         self.recorded: int | None = None
+
+    @property
+    def estimates(self) -> bool:
+        """Whether the reader estimates its total (then it is not asked for one)."""
+        return self.reader is not None
 
     def after_chunk(self, end: bool) -> int | None:
         """The total to record now, or None (nothing new worth a statement)."""
         if self.reader is None:
             return None
         estimate = self.reader.estimate_total()
-        if estimate is None or estimate + self.before == self.recorded:
+        if estimate is None:
             return None
-        estimate += self.before
-        if self.recorded is None or end or _drifted(estimate, self.recorded):
-            self.recorded = estimate
-            return estimate
+        total = estimate + self.before
+        if total == self.recorded:
+            return None
+        if self.recorded is None or end or _drifted(total, self.recorded):
+            self.recorded = total
+            return total
         return None
 
 
