@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from baton import InvalidDefinition, SqlWriter, write_rows
 from baton.core.errors import BatonError
+from baton.items.sql_blocks import BLOCK_ROWS, block_rows, block_sql
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -166,7 +167,9 @@ def test_a_bad_row_raises_the_sqlalchemy_exception_and_rolls_back(
 
 
 @pytest.mark.parametrize("mode", ["insert", "upsert"])
-def test_one_driver_executemany_of_one_statement_per_chunk(engine: Engine, mode: str) -> None:
+def test_two_statement_texts_per_table_whatever_the_chunk(engine: Engine, mode: str) -> None:
+    """PostgreSQL: one executemany of the 100-row block statement, then the single-row
+    statement for the remainder; SQLite: one executemany of the single-row statement."""
     seen: list[tuple[str, bool, int]] = []
 
     def statement(_c: Any, _cur: Any, sql: str, params: Any, _ctx: Any, many: bool) -> None:
@@ -176,12 +179,37 @@ def test_one_driver_executemany_of_one_statement_per_chunk(engine: Engine, mode:
     w = _writer(engine, keyed, mode=mode, **args)
     event.listen(engine, "before_cursor_execute", statement)
     try:
-        for start in (0, 100):
-            w.write([{"n": n, "tag": f"t{n}"} for n in range(start, start + 100)])
+        for start in (0, 1000):
+            w.write([{"n": n, "tag": f"t{n}"} for n in range(start, start + 250)])
     finally:
         event.remove(engine, "before_cursor_execute", statement)
     writes = [s for s in seen if s[0].lstrip().upper().startswith("INSERT")]
-    assert [(many, n) for _, many, n in writes] == [(True, 100), (True, 100)]
-    assert writes[0][0] == writes[1][0]  # the same statement text, compiled once
-    assert ("ON CONFLICT" in writes[0][0]) is (mode == "upsert")
-    assert len(_keyed(engine)) == 200
+    if engine.dialect.name == "postgresql":
+        assert [(many, n) for _, many, n in writes] == [(True, 2), (True, 50)] * 2
+        assert writes[0][0].count("), (") == BLOCK_ROWS - 1
+        assert writes[1][0].count("), (") == 0
+    else:
+        assert [(many, n) for _, many, n in writes] == [(True, 250)] * 2
+    assert [w[0] for w in writes[: len(writes) // 2]] == [w[0] for w in writes[len(writes) // 2 :]]
+    assert all(("ON CONFLICT" in sql) is (mode == "upsert") for sql, _, _ in writes)
+    assert _keyed(engine) == [(n, f"t{n}", None) for n in (*range(250), *range(1000, 1250))]
+
+
+def test_an_upsert_repeating_a_key_in_a_block_goes_row_by_row(engine: Engine) -> None:
+    """A multi-row upsert cannot touch one row twice; row by row, the last one wins."""
+    w = _writer(engine, keyed, mode="upsert", conflict=["n"])
+    rows = [{"n": n % 60, "tag": f"t{n}"} for n in range(200)]
+    w.write(rows)
+    last = {r["n"]: r["tag"] for r in rows}
+    assert _keyed(engine) == [(n, last[n], None) for n in range(60)]
+
+
+def test_block_statements_repeat_the_values_group_or_refuse() -> None:
+    sql = "INSERT INTO t (a, b) VALUES (%s::NUMERIC(10, 2), now()) ON CONFLICT (a) DO NOTHING"
+    assert block_sql(sql, 2) == (
+        "INSERT INTO t (a, b) VALUES (%s::NUMERIC(10, 2), now()), (%s::NUMERIC(10, 2), now())"
+        " ON CONFLICT (a) DO NOTHING"
+    )
+    assert block_sql("INSERT INTO t (a) VALUES ('x(', %s)", 2) is None
+    assert block_sql("INSERT INTO t DEFAULT VALUES", 2) is None
+    assert block_rows(5) == BLOCK_ROWS and block_rows(70_000) == 1 and block_rows(1000) == 65

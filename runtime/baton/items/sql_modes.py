@@ -1,10 +1,11 @@
 """One chunk of rows into a SQL table, by mode: ``copy``, ``insert`` or ``upsert``.
 
 ``insert`` and ``upsert`` hand the whole chunk to the driver's own ``executemany``
-(psycopg 3 pipelines it; sqlite3 loops in C) with ONE statement text per chunk,
-compiled once per table and column set by SQLAlchemy (so quoting, bind casts and
-``ON CONFLICT`` are SQLAlchemy's) and then cached: no per-row SQL, and no per-row
-parameter processing unless a column needs it (JSON, custom types). ``copy`` loads
+(psycopg 3 pipelines it; sqlite3 loops in C) with one statement text, compiled once
+per table and column set by SQLAlchemy (so quoting, bind casts and ``ON CONFLICT``
+are SQLAlchemy's) and then cached: no per-row SQL, and no per-row parameter
+processing unless a column needs it (JSON, custom types). On PostgreSQL the rows go
+in blocks of multi-row VALUES (:mod:`baton.items.sql_blocks`). ``copy`` loads
 plain rows with PostgreSQL's COPY and takes the ``insert`` path for anything else.
 
 :func:`write_rows` is the public face: users' own writers call it inside
@@ -27,6 +28,7 @@ from sqlalchemy.exc import NoSuchTableError
 from sqlalchemy.sql.dml import Insert
 
 from baton.core.errors import BatonError, InvalidDefinition
+from baton.items.sql_blocks import in_blocks
 from baton.items.sql_copy import copy_columns, copy_rows
 
 WriteMode = Literal["copy", "insert", "upsert"]
@@ -149,8 +151,14 @@ def write_chunk(
     plan = _plan(conn.dialect, table, how, columns)
     if plan.sql is None:  # a Python-side default only SQLAlchemy can compute
         conn.execute(plan.statement, list(rows))
-    else:
-        conn.exec_driver_sql(plan.sql, plan.parameters(rows))  # type: ignore[arg-type]
+        return
+    params = plan.parameters(rows)
+    keys = [plan.names.index(c) for c in how.conflict if c in plan.names]
+    if not plan.positional or conn.dialect.name != "postgresql" or len(keys) < len(how.conflict):
+        conn.exec_driver_sql(plan.sql, params)  # type: ignore[arg-type]
+        return
+    for sql, sets in in_blocks(plan.sql, params, distinct=keys):
+        conn.exec_driver_sql(sql, sets)  # type: ignore[arg-type]
 
 
 @dataclasses.dataclass(frozen=True)
