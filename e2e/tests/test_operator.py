@@ -373,7 +373,7 @@ def test_fan_out_of_100_partitions_vs_a_bare_indexed_job(
             f"\nMEASURE fan-out run {run}: bare {bare[-1]:.1f}s, operator {through[-1]:.1f}s,"
             f" ratio {through[-1] / bare[-1]:.2f}"
         )
-        print(_where_the_time_goes(kubectl, ns, name, units, (ended, seen), bare_job))
+        print(f"\n{_where_the_time_goes(kubectl, ns, name, units, (ended, seen), bare_job)}")
     b, o = statistics.median(bare), statistics.median(through)
     print(
         f"\nMEASURE 100-partition fan-out, median of {FAN_OUT_RUNS} interleaved runs: "
@@ -532,11 +532,12 @@ def _where_the_time_goes(
         return _mean([p["finished"] - p["started"] for p in ps])
 
     return (
-        f"  apply → Job created {created - applied:.0f}s; Job ran {ran(job):.0f}s"
-        f" (bare {ran(bare_job):.0f}s); last unit ended → execution ended"
+        f"MEASURE fan-out stages: apply → Job created {created - applied:.0f}s;"
+        f" Job ran {ran(job):.0f}s (bare {ran(bare_job):.0f}s); last unit ended → execution ended"
         f" {finished[0] - last:.2f}s → phase Completed seen {finished[1] - finished[0]:.1f}s"
         f" (Job complete {_epoch(job['status']['completionTime']) - last:.0f}s after it)\n"
-        f"  per pod: created → started {waited(pods):.2f}s (bare {waited(bare_pods):.2f}s);"
+        f"MEASURE fan-out per pod: created → started {waited(pods):.2f}s"
+        f" (bare {waited(bare_pods):.2f}s);"
         f" started → exited {lived(pods):.2f}s (bare {lived(bare_pods):.2f}s) ="
         f" started → unit opened {_mean([u['opened'] - p['started'] for p, u in mine]):.2f}s"
         f" + opened → ended {_mean([u['ended'] - u['opened'] for _, u in mine]):.3f}s"
