@@ -367,7 +367,7 @@ def test_fan_out_of_100_partitions_vs_a_bare_indexed_job(
         assert st["phase"] == "Completed", st
         (work,) = st["steps"]
         assert (work["partitionsTotal"], work["partitionsDone"]) == (100, 100), work
-        units, ended = _unit_times(postgres, operator, st["executionId"])
+        units, ended = _unit_times(postgres, operator, st["jobExecutionId"])
         assert len(units) == 100 and all(u["status"] == "COMPLETED" for u in units.values())
         print(
             f"\nMEASURE fan-out run {run}: bare {bare[-1]:.1f}s, operator {through[-1]:.1f}s,"
@@ -458,7 +458,7 @@ def _unit_times(
     timestamps, microseconds, written with the node's clock)."""
     out = postgres.sql(
         "SELECT split_part(worker, '@', 1), status, extract(epoch FROM start_time), "
-        "extract(epoch FROM end_time) FROM baton_step_execution WHERE execution_id = "
+        "extract(epoch FROM end_time) FROM baton_step_execution WHERE job_execution_id = "
         f"{int(execution_id)} AND partition >= 0",
         db.name,
     )

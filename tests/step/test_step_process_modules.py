@@ -67,6 +67,7 @@ TASKLET = {
     "baton.repository.session",
     "baton.repository.steps",
     "baton.repository.transitions",
+    "baton.repository.unit_open",
     "baton.spec",
     "baton.spec.binding",
     "baton.spec.model",
