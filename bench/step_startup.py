@@ -25,8 +25,14 @@ included), the transactions that reached COMMIT or ROLLBACK, and the connections
 over a timed batch the server's own count of transactions of the bench database
 (``pg_stat_database``) is divided by the units.
 
+With ``--against REF`` (a git ref, e.g. ``main``) a third side runs the step process of
+that commit's ``runtime/`` (exported with ``git archive``, first on ``PYTHONPATH``) on the
+same database, so one run reports this tree's step process against the old one
+(new/old wall and CPU ratios, and both statement counts): before/after in one run.
+
     python bench/step_startup.py                          # 100 units, 20 at a time, 3 pairs
     python bench/step_startup.py --processes 40 --repeat 2
+    python bench/step_startup.py --processes 20 --parallel 4 --repeat 2 --against main
     python bench/step_startup.py --command cli  # `python -m baton step` (Typer, local units)
 """
 
@@ -41,7 +47,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -183,6 +190,22 @@ def pod_units(execution_id: int, partitions: int, url: str, command: str) -> lis
     ]
 
 
+def with_runtime(units: Sequence[Unit], runtime: Path) -> list[Unit]:
+    """The same units, run with the ``baton`` package of ``runtime`` (an old tree)."""
+    return [Unit(u.argv, u.env | {"PYTHONPATH": str(runtime)}) for u in units]
+
+
+@contextmanager
+def old_runtime(ref: str) -> Iterator[Path]:
+    """The ``runtime/`` tree of git ``ref``, exported to a temporary directory."""
+    with tempfile.TemporaryDirectory(prefix="baton-bench-old-") as tmp:
+        archive = subprocess.run(
+            ["git", "-C", str(ROOT), "archive", ref, "runtime"], check=True, capture_output=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", tmp], input=archive, check=True)
+        yield Path(tmp) / "runtime"
+
+
 def bare_units(n: int) -> list[Unit]:
     return [Unit(list(BARE), {}) for _ in range(n)]
 
@@ -318,6 +341,17 @@ class BenchResult:
     step: list[Batch] = field(default_factory=list)
     bare: list[Batch] = field(default_factory=list)
     server_transactions: list[float] = field(default_factory=list)  # per unit, per batch
+    old: list[Batch] = field(default_factory=list)  # --against: the old tree's step process
+    old_counts: list[UnitCount] = field(default_factory=list)
+
+    @property
+    def old_ratios(self) -> tuple[float, float]:
+        """Median new/old step process ratios of wall and CPU time (pairs of batches)."""
+        pairs = list(zip(self.step, self.old, strict=True))
+        return (
+            statistics.median(s.seconds / o.seconds for s, o in pairs),
+            statistics.median(s.cpu / o.cpu for s, o in pairs),
+        )
 
     @property
     def pair_ratios(self) -> list[float]:
@@ -341,9 +375,11 @@ def run_bench(
     repeat: int = 3,
     count: int = 3,
     command: str = "manifest",
+    old: Path | None = None,
     say: Callable[[str], None] = print,
 ) -> BenchResult:
-    """Run both sides against the database at ``url`` (used as it is)."""
+    """Run the sides against the database at ``url`` (used as it is): this tree's step
+    process, the bare baseline, and (``old``: an old ``runtime/`` tree) the old one."""
     repo = JobRepository(url)
     server = make_url(normalize_url(url))
     admin = create_engine(
@@ -354,50 +390,95 @@ def run_bench(
     run_ids = iter(range(repo.next_run_id(JOB_NAME), 10**9))
     try:
         with tempfile.TemporaryDirectory(prefix="baton-bench-pyc-") as pycache:
+            # Against an old tree, this tree's units too find `baton` on PYTHONPATH (not
+            # through the editable install's finder), so both import alike.
+            new = None if old is None else ROOT / "runtime"
 
-            def units() -> tuple[int, list[Unit]]:
+            def units(runtime: Path | None = None) -> tuple[int, list[Unit]]:
                 execution_id = prepare_units(repo, job, next(run_ids))
-                return execution_id, pod_units(execution_id, processes, repo.url, command)
+                made = pod_units(execution_id, processes, repo.url, command)
+                runtime = runtime or new
+                return execution_id, made if runtime is None else with_runtime(made, runtime)
 
-            # Warm the bytecode cache, then count a few units in real processes.
-            execution_id, step_units = units()
-            say(f"unit command: {' '.join(step_units[0].argv)}")
+            def counted(runtime: Path | None) -> tuple[list[str], list[UnitCount]]:
+                """Warm the bytecode cache, then count a few units in real processes."""
+                execution_id, some = units(runtime)
+                run_batch(some[:1], 1, pycache)
+                found = [count_unit(u, pycache) for u in some[1 : 1 + count]]
+                if _units_completed(repo, execution_id) != 1 + len(found):
+                    raise RuntimeError("the counted units did not all complete")
+                return some[0].argv, found
+
+            def timed(runtime: Path | None) -> Batch:
+                execution_id, batch = units(runtime)
+                before = server_transactions(admin, repo.engine.url.database or "")
+                ran = run_batch(batch, parallel, pycache)
+                after = server_transactions(admin, repo.engine.url.database or "")
+                done = _units_completed(repo, execution_id)
+                if done != processes:
+                    raise RuntimeError(f"{done} of {processes} units completed")
+                if runtime is None and before is not None and after is not None:
+                    result.server_transactions.append((after - before) / processes)
+                return ran
+
             run_batch(bare_units(1), 1, pycache)
-            run_batch(step_units[:1], 1, pycache)
-            counts = [count_unit(u, pycache) for u in step_units[1 : 1 + count]]
-            if _units_completed(repo, execution_id) != 1 + len(counts):
-                raise RuntimeError("the counted units did not all complete")
-            result = BenchResult(processes, parallel, step_units[0].argv, counts)
-            say(f"per unit (in the process): {describe(counts)}")
-            say(f"timing: {repeat} pairs of {processes} processes, {parallel} at a time")
-            for rep in range(repeat):
-                order = ("step", "bare") if rep % 2 == 0 else ("bare", "step")
-                batches: dict[str, Batch] = {}
-                for side in order:
-                    if side == "step":
-                        execution_id, step_units = units()
-                        before = server_transactions(admin, repo.engine.url.database or "")
-                        batches[side] = run_batch(step_units, parallel, pycache)
-                        after = server_transactions(admin, repo.engine.url.database or "")
-                        done = _units_completed(repo, execution_id)
-                        if done != processes:
-                            raise RuntimeError(f"{done} of {processes} units completed")
-                        if before is not None and after is not None:
-                            result.server_transactions.append((after - before) / processes)
-                    else:
-                        batches[side] = run_batch(bare_units(processes), parallel, pycache)
-                result.step.append(batches["step"])
-                result.bare.append(batches["bare"])
-                say(
-                    f"  pair {rep + 1}: step/bare wall = "
-                    f"{batches['step'].seconds / batches['bare'].seconds:.3f}, CPU = "
-                    f"{batches['step'].cpu / batches['bare'].cpu:.3f}  "
-                    f"(order: {' then '.join(order)})"
-                )
+            argv, counts = counted(None)
+            say(f"unit command: {' '.join(argv)}")
+            result = BenchResult(processes, parallel, argv, counts)
+            say(f"per unit (in the process): {describe(result.counts)}")
+            if old is not None:
+                result.old_counts = counted(old)[1]
+                say(f"per unit of the old tree's step process: {describe(result.old_counts)}")
+            _timed_batches(
+                result,
+                repeat,
+                timed,
+                lambda: run_batch(bare_units(processes), parallel, pycache),
+                old,
+                say,
+            )
         return result
     finally:
         admin.dispose()
         repo.dispose()
+
+
+def _timed_batches(
+    result: BenchResult,
+    repeat: int,
+    timed: Callable[[Path | None], Batch],
+    bare: Callable[[], Batch],
+    old: Path | None,
+    say: Callable[[str], None],
+) -> None:
+    """``repeat`` rounds of one batch per side, the order reversed every other round
+    (ABC, CBA) so machine drift hits the sides alike."""
+    sides = ("step", "bare", "old") if old is not None else ("step", "bare")
+    say(
+        f"timing: {repeat} rounds of {result.processes} processes per side, "
+        f"{result.parallel} at a time"
+    )
+    for rep in range(repeat):
+        order = sides if rep % 2 == 0 else sides[::-1]
+        batches: dict[str, Batch] = {}
+        for side in order:
+            batches[side] = {"step": lambda: timed(None), "bare": bare, "old": lambda: timed(old)}[
+                side
+            ]()
+        result.step.append(batches["step"])
+        result.bare.append(batches["bare"])
+        line = (
+            f"  round {rep + 1}: step/bare wall = "
+            f"{batches['step'].seconds / batches['bare'].seconds:.3f}, CPU = "
+            f"{batches['step'].cpu / batches['bare'].cpu:.3f}"
+        )
+        if "old" in batches:
+            result.old.append(batches["old"])
+            line += (
+                f"; new/old step wall = {batches['step'].seconds / batches['old'].seconds:.3f},"
+                f" CPU = {batches['step'].cpu / batches['old'].cpu:.3f}"
+            )
+        say(f"{line}  (order: {' then '.join(order)})")
 
 
 def describe(counts: Sequence[UnitCount]) -> str:
@@ -426,6 +507,13 @@ def report(result: BenchResult, say: Callable[[str], None] = print, verbose: boo
             "transactions per unit seen by PostgreSQL (pg_stat_database): "
             + ", ".join(f"{t:.2f}" for t in result.server_transactions)
         )
+    if result.old:
+        wall, cpu = result.old_ratios
+        say(
+            f"this tree's step process / the old tree's (--against): wall median {wall:.3f},"
+            f" CPU median {cpu:.3f}; per unit: {describe(result.counts)} now, "
+            f"{describe(result.old_counts)} before"
+        )
     if verbose and result.counts:
         say("statements of one unit:")
         for s in result.counts[0].sql:
@@ -448,6 +536,12 @@ def main(argv: list[str] | None = None) -> int:
         help="the pod manifest's command, or `python -m baton step` (the Typer CLI, which"
         " the local executor runs)",
     )
+    p.add_argument(
+        "--against",
+        metavar="REF",
+        default=None,
+        help="also run the step process of git REF's runtime/ (before/after in one run)",
+    )
     p.add_argument("--verbose", action="store_true", help="list one unit's statements")
     p.add_argument(
         "--pg-url",
@@ -462,7 +556,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.processes < 1 + args.count:
         p.error("--processes must exceed --count")
 
-    def go(url: str) -> BenchResult:
+    def go(url: str, old: Path | None = None) -> BenchResult:
         return run_bench(
             url,
             processes=args.processes,
@@ -470,9 +564,14 @@ def main(argv: list[str] | None = None) -> int:
             repeat=args.repeat,
             count=args.count,
             command=args.command,
+            old=old,
         )
 
-    result = in_database(args.db_url, args.pg_url, go)
+    if args.against:
+        with old_runtime(args.against) as old:
+            result = in_database(args.db_url, args.pg_url, lambda url: go(url, old))
+    else:
+        result = in_database(args.db_url, args.pg_url, go)
     report(result, verbose=args.verbose)
     return 0
 

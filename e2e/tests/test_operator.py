@@ -3,9 +3,11 @@ and helpers are in conftest.py and support.py)."""
 
 from __future__ import annotations
 
+import calendar
 import json
 import os
 import signal
+import statistics
 import time
 from collections.abc import Callable
 from typing import Any
@@ -344,11 +346,53 @@ def test_api_writes_do_not_grow_with_partitions(
 
 
 def test_fan_out_of_100_partitions_vs_a_bare_indexed_job(
-    kubectl: Kubectl, ns: str, operator: Database, project_image: str
+    kubectl: Kubectl, ns: str, operator: Database, postgres: Postgres, project_image: str
 ) -> None:
     """Wall time of a 100-partition step through the operator vs the same number of
-    pods of the same image as a bare Indexed Job (parallelism 20 both)."""
-    job = {
+    pods of the same image as a bare Indexed Job (parallelism 20 both): the median of
+    FAN_OUT_RUNS interleaved runs (bare, operator, bare, operator, ...) so machine
+    drift hits both alike, each run's numbers, and where the operator's time goes."""
+    kubectl.apply(_fan_out_job(), ns)
+    bare: list[float] = []
+    through: list[float] = []
+    for run in range(1, FAN_OUT_RUNS + 1):
+        bare_job, seconds = _bare_indexed_job(kubectl, ns, f"bare-{run}", project_image, BARE_CODE)
+        bare.append(seconds)
+        name = f"f100-{run}"
+        start = time.monotonic()
+        _execution(kubectl, ns, name, "fan-100", {"n": run}, workingDir=EXAMPLE_NUMBERS)
+        st = _wait_phase(kubectl, ns, name, "Completed", "Failed", timeout=900)
+        through.append(time.monotonic() - start)
+        seen = time.time()  # the phase Completed, as this test's 1 s poll saw it
+        assert st["phase"] == "Completed", st
+        (work,) = st["steps"]
+        assert (work["partitionsTotal"], work["partitionsDone"]) == (100, 100), work
+        units, ended = _unit_times(postgres, operator, st["jobExecutionId"])
+        assert len(units) == 100 and all(u["status"] == "COMPLETED" for u in units.values())
+        print(
+            f"\nMEASURE fan-out run {run}: bare {bare[-1]:.1f}s, operator {through[-1]:.1f}s,"
+            f" ratio {through[-1] / bare[-1]:.2f}"
+        )
+        print(f"\n{_where_the_time_goes(kubectl, ns, name, units, (ended, seen), bare_job)}")
+    b, o = statistics.median(bare), statistics.median(through)
+    print(
+        f"\nMEASURE 100-partition fan-out, median of {FAN_OUT_RUNS} interleaved runs: "
+        f"operator {o:.1f}s, bare Indexed Job {b:.1f}s, ratio {o / b:.2f} "
+        f"(runs: bare {[round(s, 1) for s in bare]}, operator {[round(s, 1) for s in through]})"
+    )
+    # Reported, not asserted: timings on a shared 2-core machine are noise (the target is
+    # 1.15; see the README). Every run completing, all 100 units once, is what is checked.
+
+
+FAN_OUT_RUNS = 3
+EXAMPLE_NUMBERS = "/opt/baton/examples/numbers"
+# The baseline loads the runtime the way a step does: `import baton` alone is lazy (it
+# loads nothing until a name is used), so every public name is loaded.
+BARE_CODE = "from baton import *"
+
+
+def _fan_out_job() -> dict[str, Any]:
+    return {
         "apiVersion": "baton.dev/v1alpha1",
         "kind": "BatchJob",
         "metadata": {"name": "fan-100"},
@@ -364,41 +408,13 @@ def test_fan_out_of_100_partitions_vs_a_bare_indexed_job(
             ],
         },
     }
-    kubectl.apply(job, ns)
-    start = time.monotonic()
-    _execution(kubectl, ns, "f100", "fan-100", {"n": 1}, workingDir="/opt/baton/examples/numbers")
-    st = _wait_phase(kubectl, ns, "f100", "Completed", "Failed", timeout=900)
-    operator_seconds = time.monotonic() - start
-    assert st["phase"] == "Completed", st
-    created = kubectl.get("bx", "f100", ns)["metadata"]["creationTimestamp"]
-    name = kubectl.json("-n", ns, "get", "jobs", "-l", "baton.dev/step=work")["items"][0]
-    work = kubectl.wait_for_job(ns, name["metadata"]["name"], timeout=120)
-
-    def ts(text: str) -> float:
-        return time.mktime(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
-
-    job_created = ts(work["metadata"]["creationTimestamp"]) - ts(created)
-    pods = ts(work["status"]["completionTime"]) - ts(work["status"]["startTime"])
-    print(
-        f"\nMEASURE fan-out: BatchExecution → Job created {job_created:.0f}s, Job ran {pods:.0f}s"
-    )
-    # the baseline loads the runtime the way a step does: `import baton` alone is lazy
-    # since the restructuring (72 ms against 1.26 s), so it is reported apart
-    bare_seconds = _bare_indexed_job(kubectl, ns, "bare-100", project_image, "from baton import *")
-    lazy_seconds = _bare_indexed_job(kubectl, ns, "bare-lazy", project_image, "import baton")
-    ratio = operator_seconds / bare_seconds
-    print(
-        f"\nMEASURE 100-partition fan-out: operator {operator_seconds:.1f}s, "
-        f"bare Indexed Job {bare_seconds:.1f}s, ratio {ratio:.2f} "
-        f"(bare Job of a lazy `import baton`: {lazy_seconds:.1f}s, "
-        f"ratio {operator_seconds / lazy_seconds:.2f})"
-    )
-    # Reported, not asserted: timings on a shared 2-core machine are noise (the target is
-    # 1.15; see the README). Both Jobs completing is what this scenario checks.
 
 
-def _bare_indexed_job(kubectl: Kubectl, ns: str, name: str, image: str, code: str) -> float:
-    """Seconds for 100 pods (parallelism 20) of ``python -c CODE`` as a plain Indexed Job."""
+def _bare_indexed_job(
+    kubectl: Kubectl, ns: str, name: str, image: str, code: str
+) -> tuple[dict[str, Any], float]:
+    """100 pods (parallelism 20) of ``python -c CODE`` as a plain Indexed Job: the
+    completed Job and its wall time from apply."""
     bare = {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -425,8 +441,108 @@ def _bare_indexed_job(kubectl: Kubectl, ns: str, name: str, image: str, code: st
     }
     start = time.monotonic()
     kubectl.apply(bare, ns)
-    kubectl.wait_for_job(ns, name, timeout=900)
-    return time.monotonic() - start
+    done = kubectl.wait_for_job(ns, name, timeout=900)
+    return done, time.monotonic() - start
+
+
+def _epoch(text: str) -> float:
+    """A Kubernetes timestamp (whole seconds, UTC) as epoch seconds."""
+    return calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ"))
+
+
+def _unit_times(
+    postgres: Postgres, db: Database, execution_id: int
+) -> tuple[dict[str, dict[str, Any]], float]:
+    """Each unit of the execution by pod name (its worker is POD@NODE): status, and
+    when it was opened and ended; and when the execution ended (the repository's
+    timestamps, microseconds, written with the node's clock)."""
+    out = postgres.sql(
+        "SELECT split_part(worker, '@', 1), status, extract(epoch FROM start_time), "
+        "extract(epoch FROM end_time) FROM baton_step_execution WHERE job_execution_id = "
+        f"{int(execution_id)} AND partition >= 0",
+        db.name,
+    )
+    units = {}
+    for line in out.splitlines():
+        pod, status, opened, ended = line.split("|")
+        units[pod] = {"status": status, "opened": float(opened), "ended": float(ended or "nan")}
+    done = postgres.sql(
+        "SELECT extract(epoch FROM end_time) FROM baton_job_execution "
+        f"WHERE id = {int(execution_id)}",
+        db.name,
+    )
+    return units, float(done)
+
+
+def _pods(kubectl: Kubectl, ns: str, job: str) -> list[dict[str, float]]:
+    """The Job's pods' own timestamps: created, container started and finished."""
+    items = kubectl.json("-n", ns, "get", "pods", "-l", f"batch.kubernetes.io/job-name={job}")
+    pods = []
+    for p in items["items"]:
+        states = [c["state"] for c in p["status"].get("containerStatuses") or []]
+        if not states or "terminated" not in states[0]:
+            continue
+        ran = states[0]["terminated"]
+        pods.append(
+            {
+                "name": p["metadata"]["name"],
+                "created": _epoch(p["metadata"]["creationTimestamp"]),
+                "started": _epoch(ran["startedAt"]),
+                "finished": _epoch(ran["finishedAt"]),
+            }
+        )
+    return pods
+
+
+def _mean(values: list[float]) -> float:
+    return statistics.fmean(values) if values else float("nan")
+
+
+def _where_the_time_goes(
+    kubectl: Kubectl,
+    ns: str,
+    name: str,
+    units: dict[str, dict[str, Any]],
+    finished: tuple[float, float],
+    bare_job: dict[str, Any],
+) -> str:
+    """The operator run's time by stage, beside the bare Job's: apply → Job created;
+    the Job's own run; per pod (means; Kubernetes timestamps are whole seconds) created
+    → container started → unit opened → unit ended → container exited; and from the
+    last unit ended to the execution ended in the repository (``finished[0]``) and to
+    the phase Completed seen (``finished[1]``)."""
+    bx = kubectl.get("bx", name, ns)
+    labels = f"baton.dev/execution={name}"
+    (job,) = kubectl.json("-n", ns, "get", "jobs", "-l", labels)["items"]
+    job = kubectl.wait_for_job(ns, job["metadata"]["name"], timeout=120)
+    pods = _pods(kubectl, ns, job["metadata"]["name"])
+    bare_pods = _pods(kubectl, ns, bare_job["metadata"]["name"])
+    mine = [(p, units[p["name"]]) for p in pods if p["name"] in units]
+    last = max(u["ended"] for u in units.values())
+    created = _epoch(job["metadata"]["creationTimestamp"])
+    applied = _epoch(bx["metadata"]["creationTimestamp"])
+
+    def ran(j: dict[str, Any]) -> float:
+        return _epoch(j["status"]["completionTime"]) - _epoch(j["status"]["startTime"])
+
+    def waited(ps: list[dict[str, float]]) -> float:
+        return _mean([p["started"] - p["created"] for p in ps])
+
+    def lived(ps: list[dict[str, float]]) -> float:
+        return _mean([p["finished"] - p["started"] for p in ps])
+
+    return (
+        f"MEASURE fan-out stages: apply → Job created {created - applied:.0f}s;"
+        f" Job ran {ran(job):.0f}s (bare {ran(bare_job):.0f}s); last unit ended → execution ended"
+        f" {finished[0] - last:.2f}s → phase Completed seen {finished[1] - finished[0]:.1f}s"
+        f" (Job complete {_epoch(job['status']['completionTime']) - last:.0f}s after it)\n"
+        f"MEASURE fan-out per pod: created → started {waited(pods):.2f}s"
+        f" (bare {waited(bare_pods):.2f}s);"
+        f" started → exited {lived(pods):.2f}s (bare {lived(bare_pods):.2f}s) ="
+        f" started → unit opened {_mean([u['opened'] - p['started'] for p, u in mine]):.2f}s"
+        f" + opened → ended {_mean([u['ended'] - u['opened'] for _, u in mine]):.3f}s"
+        f" + ended → exited {_mean([p['finished'] - u['ended'] for p, u in mine]):.2f}s"
+    )
 
 
 def test_operator_memory_with_500_executions(kubectl: Kubectl, ns: str, operator: Database) -> None:

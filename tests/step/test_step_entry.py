@@ -5,17 +5,19 @@ empty repository is still migrated first, as by any other Baton process."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from baton import BatchStatus, ExitCode, JobRepository, NoSuchExecution
 from baton.core.counts import Counts
 from baton.core.entities import JobExecution
-from baton.core.parameters import JobParameters
+from baton.core.parameters import JobParameter, JobParameters, ParamType
 from baton.flow.partitions import plan_partitions
 from baton.repository import steps as repository_steps
 from baton.repository.engine import SCHEMA_REVISION, current_revision, make_engine
@@ -156,10 +158,13 @@ def test_a_unit_is_one_transaction_to_open_one_to_finish_and_no_migration(
     # The schema revision is read inside the query that reads the execution.
     (version_reads,) = [s for s in recorder.statements if "baton_alembic_version" in s]
     assert "baton_job_execution" in version_reads and "baton_partition" in version_reads
-    # open: execution (+ partition args + revision), parameters, step row, its insert;
-    # finish: one update (SQLite's BEGIN IMMEDIATE is a statement too: not counted)
+    # open: one read (execution + parameters + partition args + revision + the step row
+    # to resume or inherit from) and the step row's insert; finish: one update
+    # (SQLite's BEGIN IMMEDIATE is a statement too: not counted)
     sql = [s for s in recorder.statements if not s.startswith("BEGIN")]
-    assert len(sql) == 5, sql
+    assert len(sql) == 3, sql
+    assert "baton_job_execution_param" in version_reads and "baton_step_execution" in version_reads
+    assert sql[1].startswith("INSERT INTO baton_step_execution"), sql
     assert [s.result for s in repo.step_executions(e.id)] == [9]
 
 
@@ -209,11 +214,49 @@ def test_open_unit_writes_nothing_when_not_admitted(repo: JobRepository) -> None
     assert opened.execution.parameters == JobParameters()
 
 
+def test_open_unit_reads_the_parameters_as_get_execution_does(repo: JobRepository) -> None:
+    job = BatchJob.model_validate(
+        {"metadata": {"name": "typed"}, "spec": {"steps": [{"name": "s", "tasklet": "m:f"}]}}
+    )
+    params = JobParameters(
+        (
+            JobParameter("day", ParamType.DATE, dt.date(2024, 2, 29)),
+            JobParameter("at", ParamType.DATETIME, dt.datetime(2024, 3, 1, 12, 30, tzinfo=dt.UTC)),
+            JobParameter("n", ParamType.INT, 7),
+            JobParameter("x", ParamType.FLOAT, 0.5),
+            JobParameter("on", ParamType.BOOL, True),
+            JobParameter("note", ParamType.STRING, 'it\'s "quoted"', identifying=False),
+        )
+    )
+    e = repo.launch(job.name, job.dump(), params, prevent_restart=False, source_dir=None, owner="t")
+    opened = repo.open_unit(e.id, "s", None, worker="w", admit=lambda _e: True)
+    assert opened is not None and opened.partition_args is None
+    stored = repo.get_execution(e.id)
+    assert set(opened.execution.parameters.items) == set(stored.parameters.items)
+    assert set(stored.parameters.items) == set(params.items)
+    assert replace(opened.execution, parameters=params) == replace(stored, parameters=params)
+
+
+def _opener(repo: JobRepository, how: str) -> Any:
+    """``open_step``, or ``open_unit`` (the pod's path, one read), as one signature."""
+    if how == "open_step":
+        return repo.open_step
+
+    def via_unit(e: JobExecution, step: str, part: int, *, worker: str, kind: str = "step") -> Any:
+        opened = repo.open_unit(e.id, step, part, worker=worker, kind=kind, admit=lambda _e: True)
+        assert opened is not None
+        return opened.step
+
+    return via_unit
+
+
+@pytest.mark.parametrize("how", ["open_step", "open_unit"])
 def test_open_step_resumes_in_place_and_inherits_only_an_unfinished_context(
-    repo: JobRepository,
+    repo: JobRepository, how: str
 ) -> None:
+    open_step = _opener(repo, how)
     e1 = launch_fan(repo, [{"n": 1}], name="inherit")
-    s1 = repo.open_step(e1, "map", 0, worker="a")
+    s1 = open_step(e1, "map", 0, worker="a")
     with repo.write() as conn:
         repo.checkpoint(conn, s1, Counts(read=5), {"pos": 5})
     repo.finish_step(s1, BatchStatus.FAILED, context={"pos": 5})
@@ -222,21 +265,21 @@ def test_open_step_resumes_in_place_and_inherits_only_an_unfinished_context(
     e2 = repo.launch(
         "inherit", e1.job_spec, JobParameters(), prevent_restart=False, source_dir=None, owner="t"
     )
-    s2 = repo.open_step(e2, "map", 0, worker="b")
+    s2 = open_step(e2, "map", 0, worker="b")
     assert (s2.execution_id, s2.context, s2.incarnations) == (e2.id, {"pos": 5}, 1)
     assert s2.read_count == 0  # counts are per execution; the cursor carries over
-    again = repo.open_step(e2, "map", 0, worker="c")  # a retried pod: the same row
+    again = open_step(e2, "map", 0, worker="c")  # a retried pod: the same row
     assert (again.id, again.incarnations, again.worker) == (s2.id, 2, "c")
     assert again.context == {"pos": 5} and again.version == s2.version + 1
-    comp = repo.open_step(e2, "map", 0, worker="d", kind="compensation")
+    comp = open_step(e2, "map", 0, worker="d", kind="compensation")
     assert comp.id != s2.id and comp.context == {} and comp.kind == "compensation"
     repo.finish_step(again, BatchStatus.COMPLETED, context={"pos": 9})
-    done = repo.open_step(e2, "map", 0, worker="e")  # COMPLETED: returned as it is
+    done = open_step(e2, "map", 0, worker="e")  # COMPLETED: returned as it is
     assert (done.id, done.status, done.worker) == (s2.id, BatchStatus.COMPLETED, "c")
     repo.end_orphaned(e2, BatchStatus.FAILED, "test", "fail")
 
     e3 = repo.launch(
         "inherit", e1.job_spec, JobParameters(), prevent_restart=False, source_dir=None, owner="t"
     )
-    s3 = repo.open_step(e3, "map", 0, worker="f")
+    s3 = open_step(e3, "map", 0, worker="f")
     assert s3.context == {}  # the latest earlier attempt COMPLETED: start afresh

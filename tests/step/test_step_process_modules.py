@@ -23,14 +23,16 @@ from conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
-# `python -m baton.step ID STEP`, with the modules it loaded written at exit.
+# `python -m baton.step ID STEP`, with the modules it loaded (and the collector's state:
+# enabled again after the imports, the start-up heap frozen) written at exit.
 PROBE = (
-    "import atexit, json, runpy, sys\n"
+    "import atexit, gc, json, runpy, sys\n"
     "out, sys.argv = sys.argv[1], ['baton.step', *sys.argv[2:]]\n"
     "def dump():\n"
     "    names = [m for m in sys.modules if m.split('.')[0] in ('baton', 'baton_operator')]\n"
+    "    gc_state = {'enabled': gc.isenabled(), 'frozen': gc.get_freeze_count()}\n"
     "    with open(out, 'w') as f:\n"
-    "        json.dump(sorted(names), f)\n"
+    "        json.dump({'modules': sorted(names), 'gc': gc_state}, f)\n"
     "atexit.register(dump)\n"
     "runpy.run_module('baton.step', run_name='__main__', alter_sys=True)\n"
 )
@@ -67,6 +69,7 @@ TASKLET = {
     "baton.repository.session",
     "baton.repository.steps",
     "baton.repository.transitions",
+    "baton.repository.unit_open",
     "baton.spec",
     "baton.spec.binding",
     "baton.spec.model",
@@ -142,7 +145,11 @@ def loaded_modules(repo: JobRepository, execution: JobExecution, step: str, tmp:
     assert done.returncode == ExitCode.COMPLETED, done.stderr
     (record,) = [s for s in repo.step_executions(execution.id) if s.step_name == step]
     assert record.status is BatchStatus.COMPLETED
-    return set(json.loads(out.read_text()))
+    probed = json.loads(out.read_text())
+    # the collector is off during the imports only: on for the unit's work, the
+    # start-up heap (SQLAlchemy, pydantic, the runtime) frozen out of its walks
+    assert probed["gc"]["enabled"] and probed["gc"]["frozen"] > 10_000, probed["gc"]
+    return set(probed["modules"])
 
 
 @pytest.fixture

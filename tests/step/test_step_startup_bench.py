@@ -40,3 +40,22 @@ def test_bench_runs_pod_units_and_counts_their_statements(bench: ModuleType, db_
 def test_bench_command_line_rejects_too_few_processes(bench: ModuleType) -> None:
     with pytest.raises(SystemExit):
         bench.main(["--processes", "2", "--count", "3"])
+
+
+def test_bench_against_an_old_tree_runs_its_step_process_in_the_same_run(
+    bench: ModuleType, db_url: str
+) -> None:
+    lines: list[str] = []
+    with bench.old_runtime("HEAD") as old:
+        assert (old / "baton" / "step" / "entry.py").is_file()  # HEAD's runtime/, exported
+        (unit,) = bench.with_runtime([bench.Unit(["baton", "step"], {"A": "1"})], old)
+        assert unit.env == {"A": "1", "PYTHONPATH": str(old)}
+        result = bench.run_bench(
+            db_url, processes=3, parallel=3, repeat=1, count=1, old=old, say=lines.append
+        )
+    bench.report(result, say=lines.append)
+    assert len(result.step) == len(result.bare) == len(result.old) == 1
+    assert len(result.old_counts) == 1
+    wall, cpu = result.old_ratios
+    assert wall > 0 and cpu > 0
+    assert "this tree's step process / the old tree's (--against)" in "\n".join(lines)

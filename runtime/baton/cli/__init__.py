@@ -13,6 +13,9 @@ import sys
 def main() -> None:
     """Run ``baton`` on ``sys.argv``: ``step`` without the app, anything else with it."""
     if sys.argv[1:2] == ["step"]:
+        import gc
+
+        gc.disable()  # until the step's imports are done (see baton.step.entry.main)
         from baton.step.entry import main as step_main
 
         sys.exit(step_main(sys.argv[2:]))

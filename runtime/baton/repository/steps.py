@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Row, and_, case, insert, null, select, update
+from sqlalchemy import Connection, and_, case, insert, select, update
 from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from baton.core.codec import encode_context
@@ -20,7 +20,7 @@ from baton.core.counts import ContextDelta, Counts
 from baton.core.entities import JobExecution, StepExecution
 from baton.core.errors import InvalidContext, NoSuchExecution, StepFenced
 from baton.core.status import BatchStatus, UnitKind
-from baton.repository.engine import SCHEMA_REVISION, is_unavailable, migrate, version_table
+from baton.repository.engine import SCHEMA_REVISION, is_unavailable, migrate
 from baton.repository.executions import ExecutionQueries
 from baton.repository.mapping import (
     MAX_TEXT,
@@ -34,11 +34,10 @@ from baton.repository.mapping import (
 from baton.repository.schema import (
     NO_PARTITION,
     JobExecutionRow,
-    JobInstanceRow,
-    PartitionRow,
     SkippedItemRow,
     StepExecutionRow,
 )
+from baton.repository.unit_open import UnitRow, decode, unit_query
 
 E = JobExecutionRow
 S = StepExecutionRow
@@ -91,29 +90,39 @@ class StepUnits(ExecutionQueries):
     ) -> OpenedUnit | None:
         """Everything a unit's process needs before its work, in one transaction.
 
-        A step pod is short-lived, so its round trips are its cost: one query reads the
-        execution with the partition's args and the schema revision, one its parameters;
-        ``admit(execution)`` then decides (False: return None, writing nothing; an
-        exception rolls back), and the step execution is opened as ``open_step`` does.
+        A step pod is short-lived, so its round trips are its cost: one query
+        (:mod:`baton.repository.unit_open`) reads the execution with its parameters, the
+        partition's args, the schema revision and the step row to resume or inherit
+        from; ``admit(execution)`` then decides (False: return None, writing nothing; an
+        exception rolls back), and one write opens the step execution as ``open_step``
+        does.
         The schema is checked in that first query instead of by ``migrate`` (which the
         launcher ran): a repository not at SCHEMA_REVISION is migrated (or refused)
         by ``migrate`` and the unit opened again.
         """
+        check_id(execution_id)
         for attempt in (1, 2):
             try:
                 with self.write() as conn:
-                    execution, args = self._unit_execution(
+                    unit = self._read_unit(
                         conn, execution_id, step_name, partition, kind, check=attempt == 1
+                    )
+                    if attempt == 1 and unit.execution.schema_revision != SCHEMA_REVISION:
+                        raise _SchemaNotCurrent
+                    execution = execution_of(
+                        unit.execution, unit.execution.job_name, unit.parameters
                     )
                     if not admit(execution):
                         return None
-                    step = _open_step(conn, execution, step_name, partition, worker, kind)
-                    return OpenedUnit(execution, step, args)
+                    step = _start_or_resume(
+                        conn, execution, unit.step, step_name, partition, worker, kind
+                    )
+                    return OpenedUnit(execution, step, unit.partition_args)
             except _SchemaNotCurrent:
                 migrate(self.engine)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _unit_execution(
+    def _read_unit(
         self,
         conn: Connection,
         execution_id: int,
@@ -122,42 +131,19 @@ class StepUnits(ExecutionQueries):
         kind: str,
         *,
         check: bool,
-    ) -> tuple[JobExecution, Any]:
-        check_id(execution_id)
-        args: ColumnElement[Any] = null()
-        if kind == UnitKind.STEP and partition is not None:
-            args = (
-                select(PartitionRow.args)
-                .where(
-                    PartitionRow.instance_id == E.instance_id,
-                    PartitionRow.step_name == step_name,
-                    PartitionRow.idx == partition,
-                )
-                .scalar_subquery()
-            )
-        revision = select(version_table.c.version_num).limit(1).scalar_subquery()
-        q = (
-            select(
-                E.__table__,
-                JobInstanceRow.job_name,
-                args.label("partition_args"),
-                revision.label("schema_revision"),
-            )
-            .join(JobInstanceRow, JobInstanceRow.id == E.instance_id)
-            .where(E.id == execution_id)
-        )
+    ) -> UnitRow:
+        """The one SELECT of ``open_unit``; ``check``: a schema not migrated yet (no
+        such table or column) is _SchemaNotCurrent."""
+        q = unit_query(conn.dialect.name, execution_id, step_name, partition, kind)
         try:
             row = conn.execute(q).first()
         except (OperationalError, ProgrammingError) as e:
             if not check or (isinstance(e, OperationalError) and is_unavailable(e)):
                 raise
-            raise _SchemaNotCurrent from e  # no such table/column: not migrated yet
+            raise _SchemaNotCurrent from e
         if row is None:
             raise NoSuchExecution(f"no job execution with id {execution_id}")
-        if check and row.schema_revision != SCHEMA_REVISION:
-            raise _SchemaNotCurrent
-        params = self._params(conn, [execution_id]).get(execution_id, ())
-        return execution_of(row, row.job_name, params), row.partition_args
+        return decode(row)
 
     def set_total(self, step_execution_id: int, total: int | None) -> None:
         with self.write() as conn:
@@ -324,10 +310,26 @@ def _open_step(
     else:  # compensations and callbacks never inherit a context
         q = select(S.__table__).where(same, S.execution_id == execution.id)
     row = conn.execute(q).first()
+    return _start_or_resume(conn, execution, row, step_name, partition, worker, kind)
+
+
+def _start_or_resume(
+    conn: Connection,
+    execution: JobExecution,
+    row: Any,
+    step_name: str,
+    partition: int | None,
+    worker: str | None,
+    kind: str,
+) -> StepExecution:
+    """The write that opens a unit, given the step row found (``row``: this
+    execution's, an earlier attempt's, or None): resume it in place, or start a new
+    one that inherits an unfinished earlier context."""
     if row is not None and row.execution_id == execution.id:
         if BatchStatus(row.status) is BatchStatus.COMPLETED:
             return step_of(row)
         return _resume(conn, row, worker)
+    part = NO_PARTITION if partition is None else partition
     now = utcnow()
     context: dict[str, Any] = {}  # in its stored form: copied, not decoded
     if row is not None and BatchStatus(row.status) is not BatchStatus.COMPLETED:
@@ -355,7 +357,7 @@ def _open_step(
     return step_of(created)
 
 
-def _resume(conn: Connection, row: Row[Any], worker: str | None) -> StepExecution:
+def _resume(conn: Connection, row: Any, worker: str | None) -> StepExecution:
     """This execution's own unit again: the next incarnation, keeping context and counts."""
     resumed = conn.execute(
         update(S)
