@@ -128,5 +128,5 @@ def install(
     configuration.connection_pool_maxsize = max(pool, configuration.connection_pool_maxsize)
     bucket = TokenBucket(qps, burst)
     limited = LimitedApiClient(bucket, count, waited, configuration=configuration)
-    client.ApiClient.set_default(limited)
+    client.ApiClient.set_default(limited)  # type: ignore[no-untyped-call]
     return limited
