@@ -172,6 +172,11 @@ class Controller:
             self.applier.follow(t, actions)
             return blocked
 
+    def owned(self, namespace: str, name: str) -> bool:
+        """Whether the execution exists, is not being deleted, and is this operator's."""
+        obj = self.cluster.get_execution(namespace, name)
+        return obj is not None and not obj["metadata"].get("deletionTimestamp") and self.owns(obj)
+
     def owns(self, obj: dict[str, Any]) -> bool:
         """Whether this operator may touch the execution: it is in a namespace it
         watches, its labels match the selector, and it is not another repository's. A

@@ -319,21 +319,28 @@ class FakeCluster:
         self._emit("jobs", "DELETED", body)
 
 
-def cached(fake: FakeCluster) -> CachedCluster:
+def cached(
+    fake: FakeCluster, enqueue: Callable[[str, str], None] = lambda ns, name: None
+) -> CachedCluster:
     """The operator's watch-fed cache over the fake, fed by the fake's watch events as
-    Kopf feeds it from the API server's (what exists now is listed first)."""
+    the Kopf handlers feed it from the API server's (what exists now is listed first),
+    and queueing what the handlers queue: an execution's news, a Job's end or deletion."""
     cache = CachedCluster(fake)
 
     def watch(resource: str, type_: str, body: dict[str, Any]) -> None:
+        meta = body["metadata"]
         if resource == "batchexecutions":
             if type_ == "DELETED":
-                cache.executions.discard(body["metadata"]["namespace"], body["metadata"]["name"])
-            else:
-                cache.executions.observe(body)
-        elif type_ == "DELETED":
+                cache.executions.discard(meta["namespace"], meta["name"])
+            elif cache.executions.observe(body):
+                enqueue(meta["namespace"], meta["name"])
+            return
+        if type_ == "DELETED":
             cache.jobs.discard(body)
         else:
             cache.jobs.observe(body)
+        if type_ == "DELETED" or body["status"]["conditions"]:
+            enqueue(meta["namespace"], meta["labels"][LABEL_EXECUTION])
 
     for obj in fake.executions.values():
         cache.executions.observe(copy.deepcopy(obj))

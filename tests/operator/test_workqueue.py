@@ -7,7 +7,7 @@ import threading
 
 import pytest
 from baton_operator.k8s.throttle import TokenBucket, request_kind
-from baton_operator.workqueue import WorkQueue, Workers, backoff_delay
+from baton_operator.workqueue import Workers, WorkQueue, backoff_delay
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
