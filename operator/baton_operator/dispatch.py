@@ -9,8 +9,10 @@ reconcile failed is retried after its own exponential backoff, not at every tick
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 
+from baton_operator.k8s.informer import CachedCluster
 from baton_operator.loop import Controller
 from baton_operator.metrics import QUEUE_DEPTH, QUEUE_RETRIES, QUEUE_WAIT
 from baton_operator.ticker import Key, Ticker
@@ -32,8 +34,15 @@ class Dispatcher:
         workers: int = 4,
         backoff: tuple[float, float] = (1.0, 300.0),
         chores: tuple[Callable[[], object], ...] = (),
+        cache: CachedCluster | None = None,
+        resync_seconds: float = 300.0,
     ) -> None:
+        """``cache``: compared with a LIST of the running executions' namespaces every
+        ``resync_seconds`` (what a watch gap deleted unseen is then treated as deleted)."""
         self.controller = controller
+        self.cache = cache
+        self.resync_seconds = resync_seconds
+        self._synced = time.monotonic()
         self.queue: WorkQueue[Key] = WorkQueue(
             base=backoff[0], cap=backoff[1], observe_wait=QUEUE_WAIT.observe
         )
@@ -42,7 +51,7 @@ class Dispatcher:
             terminal=terminal,
             active=active,
             interval=interval,
-            chores=chores,
+            chores=(*chores, self.resync),
             dispatch=self.tick,
         )
         self.workers = Workers(
@@ -72,6 +81,26 @@ class Dispatcher:
             self.ticker.forget(*key)
         else:
             self.ticker.track(*key, phase)
+
+    def resync(self, force: bool = False) -> int:
+        """Every ``resync_seconds``: executions deleted while a watch was away (no
+        DELETED event came) are treated as deleted now; how many."""
+        now = time.monotonic()
+        if self.cache is None or (not force and now - self._synced < self.resync_seconds):
+            return 0
+        self._synced = now
+        found = 0
+        for namespace in sorted({ns for ns, _ in self.ticker.running()}):
+            for body in self.cache.gone(namespace):
+                meta, spec = body["metadata"], body.get("spec") or {}
+                self.ticker.forget(namespace, meta["name"])
+                status = dict(body.get("status") or {})
+                uid = meta.get("uid")
+                self.controller.deleted(
+                    namespace, meta["name"], status, job=spec.get("job"), uid=uid
+                )
+                found += 1
+        return found
 
     def drain(self) -> int:
         """Work through what is queued now, on this thread (tests; no workers needed)."""

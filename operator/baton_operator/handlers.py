@@ -168,6 +168,7 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
         workers=settings.execution.max_workers or 8,
         backoff=(cfg.retry_base_seconds, cfg.retry_max_seconds),
         chores=(memo["retention"].sweep,),  # finished executions whose TTL is up
+        cache=memo["cluster"],
     )
     dispatcher(memo).start()
     log.info(

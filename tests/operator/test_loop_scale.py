@@ -40,7 +40,7 @@ class Operator:
         self.queued: list[tuple[str, str]] = []
         cache = cached(self.fake, self._enqueue)
         self.controller = Controller(repo, cache, OperatorConfig(image="baton:test"))
-        self.dispatch = Dispatcher(self.controller, terminal=TERMINAL)
+        self.dispatch = Dispatcher(self.controller, terminal=TERMINAL, cache=cache)
 
     def _enqueue(self, namespace: str, name: str) -> None:
         self.queued.append((namespace, name))
@@ -176,3 +176,16 @@ def test_a_failing_database_backs_off_per_execution(
         assert op.dispatch.queue.failures(key) == 1 and op.dispatch.queue.backing_off(key)
     op.dispatch.ticker.tick()  # the next tick leaves them to their backoff
     assert op.dispatch.drain() == 0
+
+
+def test_an_execution_deleted_while_the_watch_was_away_is_found_by_the_resync(
+    repo: JobRepository,
+) -> None:
+    op = running(repo, 2)
+    gone = op.fake.executions.pop(("default", "e0"))  # no DELETED event reached us
+    assert op.dispatch.resync() == 0  # not due yet
+    assert op.dispatch.resync(force=True) == 1
+    assert op.dispatch.ticker.running() == [("default", "e1")]
+    row = repo.get_execution(gone["status"]["jobExecutionId"])
+    assert row.status.value == "FAILED" and "deleted" in (row.exit_description or "")
+    assert op.fake.reads == Counter()  # one LIST of the namespace, no GET

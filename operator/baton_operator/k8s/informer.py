@@ -67,6 +67,10 @@ class ExecutionStore:
         with self._lock:
             self._bodies.pop((namespace, name), None)
 
+    def held(self, namespace: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [b for (ns, _), b in self._bodies.items() if ns == namespace]
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._bodies)
@@ -178,10 +182,37 @@ class CachedCluster:
     def patch_status(
         self, namespace: str, name: str, patch: dict[str, Any]
     ) -> dict[str, Any] | None:
-        written = self.inner.patch_status(namespace, name, patch)
+        try:
+            written = self.inner.patch_status(namespace, name, patch)
+        except Exception as e:
+            if getattr(e, "status", None) == 404:  # gone meanwhile: not held any longer
+                self.executions.discard(namespace, name)
+            raise
         if written is not None:
             self.executions.observe(written)
         return written
+
+    def gone(self, namespace: str) -> list[dict[str, Any]]:
+        """Compare the held executions of a namespace with a fresh LIST (one request):
+        keep the listed bodies, and drop and return those deleted while a watch was
+        away (Kopf lists again after a broken watch, but reports no deletions). One
+        created after the LIST (a version above every listed one) is not judged."""
+        listed = self.inner.list_executions(namespace)
+        names = set()
+        top = 0
+        for body in listed:
+            self.executions.observe(body)
+            names.add(body["metadata"]["name"])
+            version = _version(body) or ""
+            top = max(top, int(version) if version.isdigit() else 0)
+        found = []
+        for body in self.executions.held(namespace):
+            version = _version(body) or ""
+            newer_than_list = not version.isdigit() or int(version) > top
+            if body["metadata"]["name"] not in names and not newer_than_list:
+                self.executions.discard(namespace, body["metadata"]["name"])
+                found.append(body)
+        return found
 
     def claim(
         self, namespace: str, name: str, resource_version: str | None, repository_id: str
