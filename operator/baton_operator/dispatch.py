@@ -76,6 +76,7 @@ class Dispatcher:
 
     def work(self, key: Key) -> None:
         """A worker's reconcile of one execution; ticked while it runs."""
+        QUEUE_DEPTH.set(len(self.queue))
         phase = self.controller.reconcile(*key)
         if phase is None:
             self.ticker.forget(*key)
