@@ -181,3 +181,19 @@ def test_requests_are_named_like_the_api_servers_metrics(
     method: str, url: str, kind: tuple[str, str]
 ) -> None:
     assert request_kind(method, url) == kind
+
+
+def test_a_paused_replicas_workers_leave_the_queue_alone() -> None:
+    """Kopf peering: only the active replica works; keys wait for it."""
+    q: WorkQueue[str] = WorkQueue()
+    active = threading.Event()
+    worked = threading.Event()
+    workers = Workers(q, lambda key: worked.set(), count=2, active=active.is_set)
+    q.add("a")
+    workers.start()
+    try:
+        assert not worked.wait(0.3) and len(q) == 1
+        active.set()
+        assert worked.wait(5)
+    finally:
+        workers.stop()
