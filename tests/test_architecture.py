@@ -38,6 +38,7 @@ LAYERS: list[tuple[str, ...]] = [
         "baton_operator.patching",
         "baton_operator.metrics",
         "baton_operator.ticker",
+        "baton_operator.workqueue",
         "baton_operator.tenancy",
         "baton_operator.valuefrom",
         "baton_operator.podtemplate",
@@ -46,6 +47,8 @@ LAYERS: list[tuple[str, ...]] = [
     (
         "baton_operator.applier",
         "baton_operator.loop",
+        "baton_operator.prefetch",
+        "baton_operator.dispatch",
         "baton_operator.retention",
         "baton_operator.schedule",
     ),

@@ -222,6 +222,8 @@ def test_a_tenants_pod_cannot_touch_another_namespaces_rows(
         "--set", f"image.repository={repo}", "--set", f"image.tag={tag}",
         "--set", f"database.url={db.url}",
         "--set", f"watch.labelSelector=baton.dev/release={release}",
+        # a shard: its watches narrowed to the two namespaces (kopf --namespace each)
+        "--set", f"watch.namespaces={{{team_a},{team_b}}}",
         "--set", "rbac.aggregatedRoles=false", "--set", "admission.parameterPolicy=false",
         "--set", f"tenants[0].namespace={team_a}", "--set", f"tenants[1].namespace={team_b}",
         "--wait", "--timeout", "180s",

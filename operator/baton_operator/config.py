@@ -21,6 +21,13 @@ class OperatorConfig:
     db_secret_key: str = "url"
     poll_seconds: float = 2.0
     progress_seconds: float = 10.0
+    # chart operator.apiQPS/apiBurst: the client-side rate limit of the operator's
+    # Kubernetes API requests (controller-runtime's 20/30 by default there)
+    api_qps: float = 50.0
+    api_burst: int = 100
+    # chart operator.retryBaseSeconds/retryMaxSeconds: a failed reconcile's backoff
+    retry_base_seconds: float = 1.0
+    retry_max_seconds: float = 300.0
     metrics_port: int = 9090
     step_cpu_request: str = "50m"
     step_memory_request: str = "64Mi"
@@ -57,6 +64,10 @@ class OperatorConfig:
             db_secret_key=e.get("BATON_DB_SECRET_KEY", d.db_secret_key),
             poll_seconds=float(e.get("BATON_POLL_SECONDS", d.poll_seconds)),
             progress_seconds=float(e.get("BATON_PROGRESS_SECONDS", d.progress_seconds)),
+            api_qps=float(e.get("BATON_API_QPS", d.api_qps)),
+            api_burst=int(e.get("BATON_API_BURST", d.api_burst)),
+            retry_base_seconds=float(e.get("BATON_RETRY_BASE_SECONDS", d.retry_base_seconds)),
+            retry_max_seconds=float(e.get("BATON_RETRY_MAX_SECONDS", d.retry_max_seconds)),
             metrics_port=int(e.get("BATON_METRICS_PORT", d.metrics_port)),
             step_cpu_request=e.get("BATON_STEP_CPU_REQUEST", d.step_cpu_request),
             step_memory_request=e.get("BATON_STEP_MEMORY_REQUEST", d.step_memory_request),

@@ -1,11 +1,13 @@
-"""Kopf handlers: thin. Each reads nothing itself; it asks the
-:class:`~baton_operator.loop.Controller` to reconcile the BatchExecution concerned,
-which reads the state, calls the pure reconciler and applies its actions. The
-controller and the ticker live in Kopf's operator-level memo (set at startup; every
+"""Kopf handlers: thin. They keep what the watches deliver in the operator's cache
+(:class:`~baton_operator.k8s.informer.CachedCluster`: BatchExecution bodies; step Jobs
+through a Kopf index, complete before any handler runs) and put the BatchExecution
+concerned on the work queue (:class:`~baton_operator.dispatch.Dispatcher`), whose
+workers reconcile it: read the state, call the pure reconciler, apply its actions. The
+controller and the dispatcher live in Kopf's operator-level memo (set at startup; every
 handler gets a copy that shares them).
 
-While an execution runs, the :class:`~baton_operator.ticker.Ticker` reconciles it
-every ``BATON_POLL_SECONDS`` (no Kopf timer: that would put a finalizer on every
+While an execution runs, the dispatcher's ticker queues it every ``BATON_POLL_SECONDS``
+after one repository read for all (no Kopf timer: that would put a finalizer on every
 BatchExecution, and a namespace deleted after the operator was uninstalled would
 stay Terminating).
 
@@ -27,15 +29,18 @@ from baton.repository import JobRepository
 from kubernetes import client
 
 from baton_operator.config import OperatorConfig
+from baton_operator.dispatch import Dispatcher
+from baton_operator.k8s import throttle
 from baton_operator.k8s.cleanup import ApiCleanup
 from baton_operator.k8s.cluster import ApiCluster, load_kube_config
+from baton_operator.k8s.informer import CachedCluster
 from baton_operator.k8s.labels import LABEL_ATTEMPT, LABEL_EXECUTION
 from baton_operator.k8s.resources import GROUP, TERMINAL_PHASES, VERSION
 from baton_operator.loop import Controller
-from baton_operator.metrics import API_WRITES, serve
+from baton_operator.metrics import API_REQUESTS, API_THROTTLED, API_WRITES, serve
 from baton_operator.reconcile import podhealth, selector
 from baton_operator.retention import Retention
-from baton_operator.ticker import PeeringGate, Ticker, own_namespace
+from baton_operator.ticker import PeeringGate, own_namespace
 
 log = logging.getLogger("baton.operator")
 
@@ -72,8 +77,13 @@ def controller(memo: kopf.Memo) -> Controller:
     return found
 
 
-def ticker(memo: kopf.Memo) -> Ticker:
-    found: Ticker = memo["ticker"]
+def dispatcher(memo: kopf.Memo) -> Dispatcher:
+    found: Dispatcher = memo["dispatch"]
+    return found
+
+
+def cache(memo: kopf.Memo) -> CachedCluster:
+    found: CachedCluster = memo["cluster"]
     return found
 
 
@@ -95,6 +105,24 @@ def _peering_reader(settings: kopf.OperatorSettings) -> Any:
     )
 
 
+def _peering(settings: kopf.OperatorSettings) -> None:
+    """Several replicas: one active, the others stand by (Kopf peering).
+    (`kopf run --standalone` for a single operator without the peering CRDs.)"""
+    if settings.peering.standalone:
+        return
+    settings.peering.name = os.environ.get("BATON_PEERING", settings.peering.name)
+    if os.environ.get("BATON_PEERING_CLUSTERWIDE") == "1":
+        # watches narrowed to some namespaces (`--namespace` each), one peering object
+        # for the release all the same (the chart's ClusterKopfPeering)
+        settings.peering.clusterwide = True
+    settings.peering.mandatory = True
+    # Kopf freezes *all* peers of equal priority; replicas of one Deployment share
+    # their arguments, so each draws its own: the highest works, the others wait.
+    priority = os.environ.get("BATON_PEERING_PRIORITY", "")
+    settings.peering.priority = int(priority) if priority else random.randint(1, 2**30)
+    log.info("peering %s, priority %d", settings.peering.name, settings.peering.priority)
+
+
 @kopf.on.startup()
 def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     if log_format(os.environ.get(FORMAT_ENV)) == "json":  # chart operator.logFormat
@@ -105,11 +133,19 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     if not url:
         raise kopf.PermanentError("BATON_DB_URL is not set (the chart takes it from a Secret)")
     load_kube_config()
+    # every request of the official client from here on: rate-limited and counted
+    throttle.install(
+        cfg.api_qps,
+        cfg.api_burst,
+        lambda verb, resource: API_REQUESTS.labels(verb, resource).inc(),
+        API_THROTTLED.inc,
+    )
     repo = JobRepository(url)
     memo["retention"] = Retention(ApiCleanup(_count_write), cfg)
+    memo["cluster"] = CachedCluster(ApiCluster(_count_write))
     memo["controller"] = Controller(
         repo,
-        ApiCluster(_count_write),
+        memo["cluster"],
         cfg,
         selector=SELECTOR,
         namespaces=NAMESPACES,
@@ -117,31 +153,24 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
     )
     memo["stuck"] = set()  # (namespace, execution): PodsReady=False (see pod_health_event)
     serve(cfg.metrics_port)
-    # Several replicas: one active, the others stand by (Kopf peering).
-    # (`kopf run --standalone` for a single operator without the peering CRDs.)
-    if not settings.peering.standalone:
-        settings.peering.name = os.environ.get("BATON_PEERING", settings.peering.name)
-        settings.peering.mandatory = True
-        # Kopf freezes *all* peers of equal priority; replicas of one Deployment share
-        # their arguments, so each draws its own: the highest works, the others wait.
-        priority = os.environ.get("BATON_PEERING_PRIORITY", "")
-        settings.peering.priority = int(priority) if priority else random.randint(1, 2**30)
-        log.info("peering %s, priority %d", settings.peering.name, settings.peering.priority)
+    _peering(settings)
     settings.posting.level = logging.WARNING
     settings.execution.max_workers = int(os.environ.get("BATON_WORKERS", "8"))
     settings.watching.server_timeout = 300
     settings.persistence.finalizer = FINALIZER
     gate = PeeringGate(_peering_reader(settings), settings.peering.priority)
     memo["gate"] = gate  # the schedule ticker's too (baton_operator.schedule.handlers)
-    memo["ticker"] = Ticker(
-        controller(memo).reconcile,
-        terminal=TERMINAL,
+    memo["dispatch"] = Dispatcher(
+        controller(memo),
+        terminal=frozenset(TERMINAL),
         active=gate,
         interval=cfg.poll_seconds,
-        workers=max(1, (settings.execution.max_workers or 8) // 2),
+        workers=settings.execution.max_workers or 8,
+        backoff=(cfg.retry_base_seconds, cfg.retry_max_seconds),
         chores=(memo["retention"].sweep,),  # finished executions whose TTL is up
+        cache=memo["cluster"],
     )
-    ticker(memo).start()
+    dispatcher(memo).start()
     log.info(
         "baton operator started; job repository %s; step image %s",
         repo.repository_id,
@@ -151,21 +180,12 @@ def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.on.cleanup()
 def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    tick: Ticker | None = memo.pop("ticker", None)
-    if tick is not None:
-        tick.stop()
+    dispatch: Dispatcher | None = memo.pop("dispatch", None)
+    if dispatch is not None:
+        dispatch.stop()
     found: Controller | None = memo.pop("controller", None)
     if found is not None:
         found.repo.dispose()
-
-
-def _reconcile(memo: kopf.Memo, namespace: str, name: str) -> str | None:
-    phase = controller(memo).reconcile(namespace, name)
-    if phase is None:
-        ticker(memo).forget(namespace, name)
-    else:
-        ticker(memo).track(namespace, name, phase)
-    return phase
 
 
 @kopf.on.event(GROUP, VERSION, "batchexecutions", labels=_kopf_labels(SELECTOR), when=watched)
@@ -173,21 +193,25 @@ def execution_event(
     type: str,
     name: str,
     namespace: str | None,
+    body: kopf.Body,
     status: kopf.Status,
     spec: kopf.Spec,
     uid: str | None,
     memo: kopf.Memo,
     **_: Any,
 ) -> None:
-    """Any change of a BatchExecution (spec or status): reconcile it.
-    Our own status patches come back here too and settle as no-ops."""
+    """Any change of a BatchExecution (spec or status): keep its body, queue it. Our
+    own status writes come back here too: their version is held already (from the
+    write's response), so they queue nothing."""
     assert namespace is not None
     if type == "DELETED":
-        ticker(memo).forget(namespace, name)
+        cache(memo).executions.discard(namespace, name)
+        dispatcher(memo).ticker.forget(namespace, name)
         job = spec.get("job")
         controller(memo).deleted(namespace, name, dict(status), job=job, uid=uid)
         return
-    _reconcile(memo, namespace, name)
+    if cache(memo).executions.observe(body):
+        dispatcher(memo).enqueue(namespace, name)
 
 
 JOB_ENDS = frozenset({"Complete", "Failed", "SuccessCriteriaMet", "FailureTarget"})
@@ -229,6 +253,15 @@ def disrupted(status: Mapping[str, Any], **_: Any) -> bool:
     )
 
 
+@kopf.index("batch", "v1", "jobs", labels={LABEL_EXECUTION: kopf.PRESENT})
+async def step_jobs(body: kopf.Body, memo: kopf.Memo, **_: Any) -> dict[str, Any]:
+    """Every change of a step Job, into the operator's Job cache (deletions: in
+    job_event). A Kopf index because Kopf lists every indexed resource completely before
+    it runs any handler: no reconcile sees a Job cache that is still filling."""
+    cache(memo).jobs.observe(body)
+    return {}  # the cache is the index; Kopf's own stays empty
+
+
 @kopf.on.event("batch", "v1", "jobs", labels={LABEL_EXECUTION: kopf.PRESENT}, when=job_ended)
 def job_event(
     type: str | None,
@@ -238,11 +271,15 @@ def job_event(
     memo: kopf.Memo,
     **_: Any,
 ) -> None:
-    """A step Job ended or went away: reconcile its owner; an ended Job of an execution
-    of ours gets its outcome's ttlSecondsAfterFinished (also those found at start)."""
+    """A step Job ended or went away: queue its owner; an ended Job of an execution of
+    ours gets its outcome's ttlSecondsAfterFinished (also those found at start)."""
     assert namespace is not None
-    owned = _reconcile(memo, namespace, labels[LABEL_EXECUTION]) is not None
-    if owned and type != "DELETED" and not body.get("metadata", {}).get("deletionTimestamp"):
+    execution = labels[LABEL_EXECUTION]
+    if type == "DELETED":
+        cache(memo).jobs.discard(body)
+    dispatcher(memo).enqueue(namespace, execution)
+    gone = type == "DELETED" or body.get("metadata", {}).get("deletionTimestamp")
+    if not gone and controller(memo).owned(namespace, execution):
         retention: Retention = memo["retention"]
         retention.job_ended(body)
 

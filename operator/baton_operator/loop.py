@@ -16,6 +16,7 @@ from typing import Any
 from baton.core.errors import NoSuchExecution
 from baton.core.status import BatchStatus
 from baton.repository import JobRepository
+from baton.repository.states import ExecutionState
 from baton.spec.manifests import first_error
 from baton.spec.model import BatchJob
 from baton.spec.snapshot import job_of
@@ -33,6 +34,7 @@ from baton_operator.metrics import (
     observe_steps,
 )
 from baton_operator.patching import status_patch
+from baton_operator.prefetch import Key, Prefetch, Stamp
 from baton_operator.reconcile import foreign, outcomes, podhealth
 from baton_operator.reconcile.actions import CHANGES_STATE, PatchStatus
 from baton_operator.reconcile.decide import reconcile
@@ -77,6 +79,17 @@ class Controller:
         self._locks: dict[tuple[str, str], threading.Lock] = {}
         self._last_patch: dict[tuple[str, str], float] = {}
         self._locks_guard = threading.Lock()
+        self.prefetch = Prefetch(repo, self._stamp)
+
+    def _stamp(self, key: Key) -> Stamp | None:
+        """What a state read for the tick must still match to be used (see Prefetch);
+        None when the execution is unknown or the cluster adapter cannot tell."""
+        obj = self.cluster.get_execution(*key)
+        generation = self.cluster.job_generation(*key)
+        if obj is None or generation is None:
+            return None
+        version = obj["metadata"].get("resourceVersion")
+        return version, generation, (obj.get("status") or {}).get("jobExecutionId")
 
     @contextmanager
     def _locked(self, namespace: str, name: str) -> Iterator[None]:
@@ -90,6 +103,7 @@ class Controller:
             self._locks.pop((namespace, name), None)
             self._last_patch.pop((namespace, name), None)
         self.job_statuses.forget(namespace, name)
+        self.prefetch.forget((namespace, name))
         if self.retention is not None:
             self.retention.forget(namespace, name)
         observe_phase(namespace, name, "", None)
@@ -158,6 +172,11 @@ class Controller:
             self.applier.follow(t, actions)
             return blocked
 
+    def owned(self, namespace: str, name: str) -> bool:
+        """Whether the execution exists, is not being deleted, and is this operator's."""
+        obj = self.cluster.get_execution(namespace, name)
+        return obj is not None and not obj["metadata"].get("deletionTimestamp") and self.owns(obj)
+
     def owns(self, obj: dict[str, Any]) -> bool:
         """Whether this operator may touch the execution: it is in a namespace it
         watches, its labels match the selector, and it is not another repository's. A
@@ -189,15 +208,17 @@ class Controller:
         return False
 
     def repository_state(self, execution_id: int | None) -> RepositoryState:
+        """One execution's state (an event's reconcile; the tick reads all at once)."""
         if execution_id is None:
             return RepositoryState()
         execution = self.repo.get_execution(execution_id)
-        previous = {key: s.status for key, s in self.repo.previous_steps(execution).items()}
-        return RepositoryState(
-            execution=execution,
-            steps=tuple(self.repo.step_executions(execution_id)),
-            previous=previous,
-            partitions=self.repo.partition_counts(execution.instance_id),
+        return RepositoryState.of(
+            ExecutionState(
+                execution=execution,
+                steps=tuple(self.repo.step_executions(execution_id)),
+                previous=self.repo.previous_steps(execution),
+                partitions=self.repo.partition_counts(execution.instance_id),
+            )
         )
 
     # ------------------------------------------------------------ the loop
@@ -209,7 +230,7 @@ class Controller:
         try:
             with self._locked(namespace, name):
                 phase: str | None = None
-                for _ in range(max_rounds):
+                for rounds in range(max_rounds):
                     obj = self.cluster.get_execution(namespace, name)
                     if obj is None or obj["metadata"].get("deletionTimestamp"):
                         self.forget(namespace, name)
@@ -218,7 +239,7 @@ class Controller:
                     if not self.owns(obj):
                         phase = None  # not ours: not ticked either
                         break
-                    changed, phase = self._round(obj)
+                    changed, phase = self._round(obj, first=not rounds)
                     phase = phase or ""
                     if not changed:
                         break
@@ -230,8 +251,10 @@ class Controller:
         finally:
             RECONCILE_DURATION.observe(time.monotonic() - start)
 
-    def _round(self, obj: dict[str, Any]) -> tuple[bool, str | None]:
-        """One read-decide-apply; (whether the state changed, the phase as read)."""
+    def _round(self, obj: dict[str, Any], *, first: bool = True) -> tuple[bool, str | None]:
+        """One read-decide-apply; (whether the state changed — the repository, or the
+        status in a way a decision reads — and the phase as read). The first round may
+        use the state the tick read for it."""
         meta = obj["metadata"]
         namespace, name = meta["namespace"], meta["name"]
         execution = BatchExecution.model_validate(
@@ -249,7 +272,7 @@ class Controller:
                     self._retain(obj, None)
                     return False, phase
         try:
-            repo_state = self.repository_state(t.status.execution_id)
+            repo_state = self._state_for((namespace, name), t.status.execution_id, first)
         except NoSuchExecution as e:
             self.applier.follow(t, outcomes.lost(t.status, str(e), dt.datetime.now(dt.UTC)))
             return False, phase
@@ -273,7 +296,7 @@ class Controller:
         for action in actions:
             if isinstance(action, PatchStatus):
                 if not changed:  # else stale: the next round computes it afresh
-                    self._write_progress(t, action)
+                    changed = self._write_progress(t, action)
                 continue
             applied = self.applier.apply(t, action)
             changed |= applied and isinstance(action, CHANGES_STATE)
@@ -285,20 +308,31 @@ class Controller:
         if self.retention is not None:
             self.retention.note(obj, job.spec.ttl_strategy if job is not None else None)
 
-    def _write_progress(self, t: Target, action: PatchStatus) -> None:
+    def _state_for(self, key: Key, execution_id: int | None, first: bool) -> RepositoryState:
+        if first and execution_id is not None:
+            found = self.prefetch.take(key, execution_id)
+            if found is not None:
+                return found
+        return self.repository_state(execution_id)
+
+    def _write_progress(self, t: Target, action: PatchStatus) -> bool:
         """The mirrored status; progress-only changes (counts, percentages) at most
         every ``progress_seconds`` per execution, so API writes follow the phases, not
-        the number of partitions or chunks; anything else at once."""
+        the number of partitions or chunks; anything else at once. True when a field a
+        decision reads was written: the loop decides once more on the new status (what
+        the watch event of our own write used to trigger)."""
         patch = status_patch(t.obj.get("status"), action.status)
         if not patch:
-            return
+            return False
         now = time.monotonic()
         key = (t.namespace, t.name)
         recent = now - self._last_patch.get(key, float("-inf")) < self.config.progress_seconds
-        if set(patch) <= PROGRESS_FIELDS and recent:
-            return
+        progress_only = set(patch) <= PROGRESS_FIELDS
+        if progress_only and recent:
+            return False
         self._last_patch[key] = now
         self.applier.write_status(t, patch)
+        return not progress_only
 
     def _parse_job(self, t: Target, job_obj: dict[str, Any]) -> BatchJob | None:
         try:

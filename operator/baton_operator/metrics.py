@@ -69,6 +69,34 @@ API_WRITES = Counter(
     ["verb", "resource"],
     registry=REGISTRY,
 )
+API_REQUESTS = Counter(
+    "baton_kube_requests_total",
+    "Requests the operator sent to the Kubernetes API (reads and writes; not Kopf's "
+    "watches), by verb and resource, as apiserver_request_total names them.",
+    ["verb", "resource"],
+    registry=REGISTRY,
+)
+API_THROTTLED = Counter(
+    "baton_kube_throttled_seconds_total",
+    "Seconds requests waited for the client-side rate limit (operator.apiQPS/apiBurst).",
+    registry=REGISTRY,
+)
+QUEUE_DEPTH = Gauge(
+    "baton_workqueue_depth",
+    "BatchExecutions waiting in the work queue for a worker (not counting those in backoff).",
+    registry=REGISTRY,
+)
+QUEUE_WAIT = Histogram(
+    "baton_workqueue_wait_seconds",
+    "Time a BatchExecution waited in the work queue before a worker took it.",
+    buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+    registry=REGISTRY,
+)
+QUEUE_RETRIES = Counter(
+    "baton_workqueue_retries_total",
+    "Reconciles that failed and were put back with a per-execution exponential backoff.",
+    registry=REGISTRY,
+)
 TRANSITIONS = Counter(
     "baton_transitions_total",
     "Phase transitions of BatchExecutions, by job and new phase.",

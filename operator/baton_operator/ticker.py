@@ -42,10 +42,13 @@ class Ticker:
         interval: float = 2.0,
         workers: int = 4,
         chores: tuple[Callable[[], object], ...] = (),
+        dispatch: Callable[[list[Key]], None] | None = None,
     ) -> None:
         """``chores``: also run every round while active (e.g. deleting finished
-        executions whose TTL is up), each failure logged, never fatal."""
+        executions whose TTL is up), each failure logged, never fatal. ``dispatch``:
+        hand each round's keys to it (a work queue) instead of reconciling them here."""
         self._reconcile = reconcile
+        self._dispatch = dispatch
         self._chores = chores
         self._terminal = frozenset(terminal)
         self._active = active
@@ -77,6 +80,9 @@ class Ticker:
         keys = self.running()
         if not keys or not self._active():
             return 0
+        if self._dispatch is not None:
+            self._dispatch(keys)
+            return len(keys)
         with ThreadPoolExecutor(min(self._workers, len(keys))) as pool:
             list(pool.map(self._one, keys))
         return len(keys)

@@ -11,6 +11,7 @@ import os
 import threading
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ from baton.core.status import UnitKind
 from baton.repository import JobRepository
 from baton.step.runner import run_step
 from baton_operator.k8s.cluster import ObservedJob
+from baton_operator.k8s.informer import CachedCluster
 from baton_operator.k8s.labels import (
     LABEL_EXECUTION,
     LABEL_KIND,
@@ -60,6 +62,9 @@ class FakeCluster:
         self.secrets: dict[tuple[str, str], dict[str, str]] = {}  # (ns, name): decoded data
         self.events: list[tuple[str, str, str]] = []
         self.writes: Counter[str] = Counter()
+        self.reads: Counter[str] = Counter()  # "get batchexecutions", "list jobs", ...
+        # watch subscribers: (resource, event type, body), as the API server would send
+        self.watchers: list[Callable[[str, str, dict[str, Any]], None]] = []
         self._version = 0
         self.lock = threading.Lock()
         self._gen = itertools.count(1)
@@ -85,10 +90,41 @@ class FakeCluster:
             },
             "spec": copy.deepcopy(spec),
         }
+        self._emit("batchexecutions", "ADDED", self.executions[(namespace, name)])
 
     def patch_spec(self, name: str, patch: dict[str, Any], namespace: str = "default") -> None:
         merge(self.executions[(namespace, name)]["spec"], patch)
         self._bump(self.executions[(namespace, name)])
+        self._emit("batchexecutions", "MODIFIED", self.executions[(namespace, name)])
+
+    def delete_execution(self, name: str, namespace: str = "default") -> dict[str, Any]:
+        """kubectl delete: gone, with its DELETED event; returns the last body."""
+        obj = self.executions.pop((namespace, name))
+        self._emit("batchexecutions", "DELETED", obj)
+        return obj
+
+    def _emit(self, resource: str, type_: str, body: dict[str, Any]) -> None:
+        for watcher in self.watchers:
+            watcher(resource, type_, copy.deepcopy(body))
+
+    def job_body(self, name: str) -> dict[str, Any]:
+        """A Job as the API server shows it (what a watch event carries)."""
+        j = self.jobs[name]
+        conditions = []
+        if j.complete:
+            conditions.append({"type": "Complete", "status": "True"})
+        if j.failed:
+            conditions.append({"type": "Failed", "status": "True", "reason": j.reason})
+        self._version += 1
+        meta = {**j.manifest["metadata"], "resourceVersion": str(self._version)}
+        return {
+            **j.manifest,
+            "metadata": meta,
+            "status": {"active": j.active, "conditions": conditions},
+        }
+
+    def _job_changed(self, name: str, type_: str = "MODIFIED") -> None:
+        self._emit("jobs", type_, self.job_body(name))
 
     def status(self, name: str, namespace: str = "default") -> dict[str, Any]:
         return dict(self.executions[(namespace, name)].get("status") or {})
@@ -147,6 +183,7 @@ class FakeCluster:
             job.complete = True
         else:
             job.failed, job.reason = True, "PodFailurePolicy"
+        self._job_changed(job.manifest["metadata"]["name"])
         return code
 
     def pod(self, job_name: str, *, waiting: tuple[str, str] | None = None) -> dict[str, Any]:
@@ -176,6 +213,7 @@ class FakeCluster:
     # ---- the Cluster interface the operator uses
 
     def get_execution(self, namespace: str, name: str) -> dict[str, Any] | None:
+        self.reads["get batchexecutions"] += 1
         obj = self.executions.get((namespace, name))
         return copy.deepcopy(obj) if obj else None
 
@@ -201,6 +239,7 @@ class FakeCluster:
             merge(self.batch_jobs[(namespace, name)].setdefault("status", {}), patch)
 
     def list_jobs(self, namespace: str, execution: str) -> list[ObservedJob]:
+        self.reads["list jobs"] += 1
         out = []
         for name, j in self.jobs.items():
             labels = j.manifest["metadata"]["labels"]
@@ -221,18 +260,22 @@ class FakeCluster:
             )
         return out
 
+    def job_generation(self, namespace: str, execution: str) -> int | None:
+        return None  # no cache: every list_jobs is fresh
+
     def create_job(self, manifest: dict[str, Any]) -> bool:
         name = manifest["metadata"]["name"]
         if name in self.jobs:
             return False
         self.jobs[name] = FakeJob(copy.deepcopy(manifest))
         self.writes["create jobs"] += 1
+        self._job_changed(name, "ADDED")
         return True
 
     def delete_step_jobs(self, namespace: str) -> int:
         mine = [n for n, j in self.jobs.items() if j.manifest["metadata"]["namespace"] == namespace]
         for name in mine:
-            del self.jobs[name]
+            self.delete_job(name)
             self.writes["delete jobs"] += 1
         return len(mine)
 
@@ -240,12 +283,16 @@ class FakeCluster:
         self.jobs[job_name].pods_deleted += 1
         self.writes["delete pods"] += 1
 
-    def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
+    def patch_status(
+        self, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any] | None:
         obj = self.executions[(namespace, name)]
         status = obj.setdefault("status", {})
         merge(status, patch)
         self._bump(obj)
         self.writes["patch status"] += 1
+        self._emit("batchexecutions", "MODIFIED", obj)
+        return copy.deepcopy(obj)
 
     def claim(
         self, namespace: str, name: str, resource_version: str | None, repository_id: str
@@ -267,7 +314,40 @@ class FakeCluster:
         self.writes["create events"] += 1
 
     def delete_job(self, name: str) -> None:
+        body = self.job_body(name)
         del self.jobs[name]
+        self._emit("jobs", "DELETED", body)
+
+
+def cached(
+    fake: FakeCluster, enqueue: Callable[[str, str], None] = lambda ns, name: None
+) -> CachedCluster:
+    """The operator's watch-fed cache over the fake, fed by the fake's watch events as
+    the Kopf handlers feed it from the API server's (what exists now is listed first),
+    and queueing what the handlers queue: an execution's news, a Job's end or deletion."""
+    cache = CachedCluster(fake)
+
+    def watch(resource: str, type_: str, body: dict[str, Any]) -> None:
+        meta = body["metadata"]
+        if resource == "batchexecutions":
+            if type_ == "DELETED":
+                cache.executions.discard(meta["namespace"], meta["name"])
+            elif cache.executions.observe(body):
+                enqueue(meta["namespace"], meta["name"])
+            return
+        if type_ == "DELETED":
+            cache.jobs.discard(body)
+        else:
+            cache.jobs.observe(body)
+        if type_ == "DELETED" or body["status"]["conditions"]:
+            enqueue(meta["namespace"], meta["labels"][LABEL_EXECUTION])
+
+    for obj in fake.executions.values():
+        cache.executions.observe(copy.deepcopy(obj))
+    for name in fake.jobs:
+        cache.jobs.observe(fake.job_body(name))
+    fake.watchers.append(watch)
+    return cache
 
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -77,6 +77,11 @@ class Cluster(Protocol):
 
     def list_jobs(self, namespace: str, execution: str) -> list[ObservedJob]: ...
 
+    def job_generation(self, namespace: str, execution: str) -> int | None:
+        """A number that moves whenever a Job of the execution changes, for a cache that
+        can tell (None: cannot; then no repository state read earlier is reused)."""
+        ...
+
     def create_job(self, manifest: dict[str, Any]) -> bool:
         """Create a Job; False when it already exists (an earlier reconcile made it)."""
         ...
@@ -87,8 +92,11 @@ class Cluster(Protocol):
 
     def delete_pods(self, namespace: str, job_name: str) -> None: ...
 
-    def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
-        """Apply a JSON merge patch to a BatchExecution's ``.status``."""
+    def patch_status(
+        self, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Apply a JSON merge patch to a BatchExecution's ``.status``; the object as
+        written (what a watch-fed cache keeps), or None when the adapter has none."""
         ...
 
     def claim(
@@ -112,22 +120,32 @@ def load_kube_config() -> None:
 
 
 def _observed(j: Any) -> ObservedJob:
-    labels = j.metadata.labels or {}
-    conds = {c.type: c for c in (j.status.conditions or []) if c.status == "True"}
+    """An ObservedJob from the official client's V1Job."""
+    serializer = client.ApiClient.get_default()  # type: ignore[no-untyped-call]
+    return observed_job(serializer.sanitize_for_serialization(j))
+
+
+def observed_job(body: Mapping[str, Any]) -> ObservedJob:
+    """An ObservedJob from a Job as JSON (a watch event's object, or a manifest just
+    created: no status yet)."""
+    meta = body.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    status = body.get("status") or {}
+    conds = {c.get("type"): c for c in status.get("conditions") or [] if c.get("status") == "True"}
     failed = conds.get("Failed")
     return ObservedJob(
-        name=j.metadata.name,
+        name=meta["name"],
         step=labels.get(LABEL_STEP, ""),
         execution_id=execution_id_of(labels),
         kind=UnitKind(labels.get(LABEL_KIND, UnitKind.STEP)),
-        partitions=partitions_of(j.metadata.annotations or {}),
-        active=j.status.active or 0,
-        succeeded=j.status.succeeded or 0,
-        failed=j.status.failed or 0,
+        partitions=partitions_of(meta.get("annotations") or {}),
+        active=status.get("active") or 0,
+        succeeded=status.get("succeeded") or 0,
+        failed=status.get("failed") or 0,
         complete="Complete" in conds,
         failed_condition=failed is not None,
-        failed_reason=(failed.reason or "") if failed else "",
-        deleting=j.metadata.deletion_timestamp is not None,
+        failed_reason=(failed.get("reason") or "") if failed else "",
+        deleting=meta.get("deletionTimestamp") is not None,
     )
 
 
@@ -228,6 +246,9 @@ class ApiCluster:
         )
         return [_observed(j) for j in found.items]
 
+    def job_generation(self, namespace: str, execution: str) -> int | None:
+        return None  # every list_jobs is a fresh LIST
+
     def create_job(self, manifest: dict[str, Any]) -> bool:
         try:
             self.batch.create_namespaced_job(
@@ -278,15 +299,18 @@ class ApiCluster:
                     if e.status != 404:
                         raise
 
-    def _patch_execution_status(self, namespace: str, name: str, body: dict[str, Any]) -> None:
+    def _patch_execution_status(
+        self, namespace: str, name: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
         """One merge patch of the status subresource, counted when it was written."""
-        self.custom.patch_namespaced_custom_object_status(
+        written: Any = self.custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, namespace, PLURAL, name, body
         )
         self._count("patch", "batchexecutions/status")
+        return dict(written)
 
-    def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> None:
-        self._patch_execution_status(namespace, name, {"status": patch})
+    def patch_status(self, namespace: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        return self._patch_execution_status(namespace, name, {"status": patch})
 
     def claim(
         self, namespace: str, name: str, resource_version: str | None, repository_id: str

@@ -12,6 +12,7 @@ from typing import Any
 from baton.core.entities import JobExecution, StepExecution
 from baton.core.status import BatchStatus, UnitKind
 from baton.flow.state import FlowState
+from baton.repository.states import ExecutionState
 from baton.spec.model import BatchJob
 
 from baton_operator.config import OperatorConfig
@@ -31,6 +32,16 @@ class RepositoryState:
     previous: Mapping[tuple[str, int | None], BatchStatus] = field(default_factory=dict)
     # partitioned step → number of partitions planned for the instance
     partitions: Mapping[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, found: ExecutionState) -> RepositoryState:
+        """From the repository's batched read (the tick's, for many executions)."""
+        return cls(
+            execution=found.execution,
+            steps=found.steps,
+            previous={key: s.status for key, s in found.previous.items()},
+            partitions=found.partitions,
+        )
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,14 @@ every role (mypy checks it in ``facade.py``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Protocol
 
 from baton.core.entities import JobExecution, StepExecution
 from baton.core.status import BatchStatus
+
+if TYPE_CHECKING:
+    from baton.repository.states import ExecutionState
 
 
 class ExecutionReader(Protocol):
@@ -25,6 +28,11 @@ class ExecutionReader(Protocol):
     ) -> dict[tuple[str, int | None], StepExecution]: ...
 
     def partition_counts(self, instance_id: int) -> dict[str, int]: ...
+
+    def execution_states(self, execution_ids: Iterable[int]) -> dict[int, ExecutionState]:
+        """All four reads above for many executions at once (a fixed number of
+        statements, not four per execution): the operator's tick."""
+        ...
 
 
 class ExecutionControl(ExecutionReader, Protocol):
