@@ -79,6 +79,9 @@ def fresh_database(args: argparse.Namespace, env: dict[str, str]) -> str:
     with psycopg.connect(host=args.socket, port=args.pg_port, user="postgres", dbname="postgres",
                          autocommit=True) as conn:  # fmt: skip
         conn.execute(f'CREATE DATABASE "{name}" OWNER {env["E2E_DB_USER"]}')
+    with psycopg.connect(host=args.socket, port=args.pg_port, user="postgres", dbname=name,
+                         autocommit=True) as conn:  # fmt: skip
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")  # a view per database
     url = db_url(env, "127.0.0.1", args.pg_port, name, env["E2E_DB_USER"])
     JobRepository(url).dispose()  # migrates: the operator and the steps find the schema
     return name

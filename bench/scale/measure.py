@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,16 +18,17 @@ RECONCILE_HISTOGRAM = "baton_reconcile_duration_seconds"
 _K = TypeVar("_K")
 
 
-def api_requests(text: str) -> Counter[tuple[str, str]]:
+def api_requests(text: str) -> dict[tuple[str, str], float]:
     """``apiserver_request_total`` summed by (verb, resource); non-resource URLs
     (``/metrics``, ``/readyz``) count under their path-less resource ''."""
-    out: Counter[tuple[str, str]] = Counter()
+    out: dict[tuple[str, str], float] = {}
     for family in text_string_to_metric_families(text):
         if family.name != "apiserver_request":
             continue
         for s in family.samples:
             if s.name == "apiserver_request_total":
-                out[(s.labels.get("verb", ""), s.labels.get("resource", ""))] += s.value
+                key = (s.labels.get("verb", ""), s.labels.get("resource", ""))
+                out[key] = out.get(key, 0.0) + s.value
     return out
 
 

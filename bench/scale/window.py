@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,7 +53,7 @@ class Bench:
 @dataclass
 class Snapshot:
     at: float
-    api: Counter[tuple[str, str]]
+    api: dict[tuple[str, str], float]
     reconcile: dict[float, float]
     cpu_seconds: float | None
     calls: dict[str, float]

@@ -17,16 +17,12 @@ KWOK_CONFIG=$E2E_STATE/kwok/kwok.yaml
 # Stages copied from kwok v0.8.0 kustomize/stage/{node/fast,node/heartbeat-with-lease,
 # pod/fast} (node-initialize, node-heartbeat-with-lease, pod-ready, pod-delete): the
 # fast node lifecycle with a Lease heartbeat every 40 s (kwok's default
-# nodeLeaseDurationSeconds), pods Pending → Running, and deleted pods removed.
+# nodeLeaseDurationSeconds), pods Pending → Running, and deleted pods removed. No
+# KwokConfiguration document: kwok v0.8 applies its defaults (e.g. the stage
+# parallelism) only when the config has none; the flags below set the rest.
 write_kwok_config() {
     mkdir -p "$(dirname "$KWOK_CONFIG")"
     write_file "$KWOK_CONFIG" <<'EOF'
-apiVersion: config.kwok.x-k8s.io/v1alpha1
-kind: KwokConfiguration
-options:
-  manageNodesWithAnnotationSelector: kwok.x-k8s.io/node=fake
-  nodeLeaseDurationSeconds: 40
----
 apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
 metadata:
