@@ -77,8 +77,8 @@ COLUMNS = [
 
 LEGEND = """\
 running    mean executions with a unit running over the window (sampled each second)
-api/e/m    API server requests (apiserver_request_total, every client) per running
-           execution per minute
+api/e/m    API server requests (apiserver_request_total, every client but the fake
+           nodes' heartbeats on leases/nodes) per running execution per minute
 bx+bj/e/m  of which on batchexecutions/batchjobs/batchschedules; jobs/e/m, pods/e/m likewise
 opDB/e/m   statements of the operator's role (pg_stat_statements, BEGIN/COMMIT included)
            per running execution per minute

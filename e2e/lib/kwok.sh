@@ -242,22 +242,23 @@ kwok_pods() {
 }
 
 # Removes the fake nodes and the pods left on them (force: no kubelet would confirm),
-# then stops kwok. Only objects named or labelled as kwok's are touched.
+# then stops kwok. Only objects named or labelled as kwok's are touched. kwok stops
+# before the nodes go, so that it renews no Lease behind the deletion.
 kwok_down() {
     if is_running kube-apiserver; then
-        local ref ns
+        local ref
         for ref in $(kwok_pods); do
-            ns=${ref%%/*}
-            kc -n "$ns" delete pod "${ref#*/}" --force --grace-period=0 --wait=false >/dev/null 2>&1 || true
+            kc -n "${ref%%/*}" delete pod "${ref#*/}" --force --grace-period=0 --wait=false >/dev/null 2>&1 || true
         done
-        local names
-        names=$(kc get nodes -l type=kwok -o name 2>/dev/null || true)
-        if [[ -n $names ]]; then
-            log "deleting $(wc -l <<<"$names") fake nodes"
-            kc delete nodes -l type=kwok --wait=false >/dev/null 2>&1 || true
-            kc -n kube-node-lease get leases -o name 2>/dev/null | grep "/$KWOK_NODE_PREFIX" |
-                xargs -r "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" -n kube-node-lease delete >/dev/null 2>&1 || true
-        fi
     fi
     stop_process kwok
+    is_running kube-apiserver || return 0
+    local names
+    names=$(kc get nodes -l type=kwok -o name 2>/dev/null || true)
+    [[ -n $names ]] || return 0
+    log "deleting $(wc -l <<<"$names") fake nodes"
+    kc delete nodes -l type=kwok --wait=false >/dev/null 2>&1 || true
+    kc -n kube-node-lease get leases -o name 2>/dev/null | grep "/$KWOK_NODE_PREFIX" |
+        xargs -r "$K8S_BIN/kubectl" --kubeconfig "$KUBECONFIG_PATH" --request-timeout=20s \
+            -n kube-node-lease delete --wait=false >/dev/null 2>&1 || true
 }
