@@ -8,6 +8,9 @@
 #   make cluster-down    e2e/cluster down
 #   make cluster-status  e2e/cluster status
 #   make cluster-logs    e2e/cluster logs $(E2E_LOGS_DIR)
+#   make e2e-scale       the cluster + kwok (KWOK_NODES fake nodes) + the scale database,
+#                        then bench/operator_scale.py; SCALE=small for a CI-size run;
+#                        kwok and the scale database are stopped afterwards
 #
 # The local provider needs root; as another user the targets use sudo,
 # unless E2E_PROVIDER=kind (Docker + kind). See e2e/README.md.
@@ -20,7 +23,7 @@ E2E_PYTEST_ARGS ?=
 E2E_LOGS_DIR ?= $(CURDIR)/e2e-logs
 E2E_SUDO := $(if $(or $(filter 0,$(shell id -u)),$(filter kind,$(E2E_PROVIDER))),,sudo --preserve-env=E2E_PROVIDER,E2E_CACHE,E2E_STATE,E2E_PG_PORT)
 
-.PHONY: e2e cluster-up cluster-down cluster-status cluster-logs
+.PHONY: e2e e2e-scale cluster-up cluster-down cluster-status cluster-logs
 
 cluster-up:
 	$(E2E_SUDO) $(E2E_CLUSTER) up
@@ -40,3 +43,20 @@ e2e: $(if $(VENV),setup) cluster-up
 		echo "e2e scenarios failed (exit $$status); gathering logs into $(E2E_LOGS_DIR)"; \
 		$(E2E_SUDO) $(E2E_CLUSTER) logs $(E2E_LOGS_DIR) >/dev/null || true; \
 		exit $$status; }
+
+# The scale bench on a simulated cluster (README "Scale (simulated cluster)").
+# SCALE=full: 1, 100, 1000 running executions + 10 fan-outs of 1000 partitions;
+# SCALE=small: 1, 20, 100 + one fan-out of 100. SCALE_ARGS adds bench options.
+KWOK_NODES ?= 200
+SCALE ?= full
+SCALE_ARGS ?=
+SCALE_SIZES_full := --sizes 1,100,1000 --fanouts 10 --partitions 1000
+SCALE_SIZES_small := --sizes 1,20,100 --fanouts 1 --partitions 100
+
+e2e-scale: $(if $(VENV),setup) cluster-up
+	$(E2E_SUDO) $(E2E_CLUSTER) kwok-up $(KWOK_NODES)
+	$(E2E_SUDO) $(E2E_CLUSTER) scale-db-up
+	@status=0; $(E2E_SUDO) $(E2E_PYTHON) bench/operator_scale.py $(SCALE_SIZES_$(SCALE)) $(SCALE_ARGS) || status=$$?; \
+		$(E2E_SUDO) $(E2E_CLUSTER) scale-db-down; \
+		$(E2E_SUDO) $(E2E_CLUSTER) kwok-down; \
+		exit $$status

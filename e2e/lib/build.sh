@@ -76,6 +76,23 @@ build_helm() {
     log "built Helm $HELM_VERSION in $((SECONDS - start))s"
 }
 
+# kwok (the simulated nodes of `e2e/cluster kwok-up`): built only when asked for.
+build_kwok() {
+    local out=$E2E_CACHE/kwok/$KWOK_VERSION
+    [[ -x $out/bin/kwok ]] && return 0
+    mkdir -p "$out/bin"
+    log "building kwok $KWOK_VERSION (go install); cold: ~5-10 min on 2 cores; log: $out/build.log"
+    local start=$SECONDS
+    if ! (cd "$out" &&
+        env "${GO_ENV[@]}" GOFLAGS=-buildvcs=false GOBIN="$out/bin" CGO_ENABLED=0 nice -n "$E2E_NICE" \
+            timeout 1800 go install -p "$E2E_GO_P" -trimpath -ldflags "-s -w" \
+            "sigs.k8s.io/kwok/cmd/kwok@$KWOK_VERSION") >"$out/build.log" 2>&1; then
+        tail -n 30 "$out/build.log" >&2
+        die "go install of kwok $KWOK_VERSION failed; log: $out/build.log"
+    fi
+    log "built kwok $KWOK_VERSION in $((SECONDS - start))s"
+}
+
 build_binaries() {
     build_kubernetes
     build_etcd

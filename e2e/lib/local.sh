@@ -68,6 +68,8 @@ local_up() {
 local_down() {
     [[ $(id -u) == 0 ]] || die "down must run as root"
     local start=$SECONDS
+    kwok_down
+    scale_db_down
     stop_process kube-proxy
     stop_process kubelet
     remove_all_containers
@@ -111,6 +113,9 @@ local_status() {
             printf '%-24s not started\n' "$c"
             rc=1
         fi
+    done
+    for c in kwok postgres-scale pgbouncer-scale; do  # optional: the scale bench's
+        if is_running "$c"; then printf '%-24s running (pid %s)\n' "$c" "$(pid_of "$c")"; fi
     done
     if [[ -f $ENV_FILE ]]; then
         echo
