@@ -1,0 +1,80 @@
+"""How a process holds its PostgreSQL connections, chosen by two settings that the Helm
+chart gives step pods (and anyone can give a process):
+
+- ``BATON_DB_POOL``: ``keep`` (default) holds one connection for the process's life and
+  reuses it for every transaction; ``release`` opens a connection per transaction and
+  closes it at the end (SQLAlchemy's NullPool), so a process between two checkpoints
+  holds none. ``release`` costs a connect per transaction (TCP, authentication, and TLS
+  where used: several round trips and, with SCRAM, milliseconds of CPU on both sides),
+  so ``keep`` is the default: a step pod spends a few milliseconds per chunk in the
+  database and the rest of its time, one connection per pod is what PostgreSQL sees.
+  ``release`` is for a wide fan-out straight against PostgreSQL whose chunks are long.
+- ``BATON_DB_POOLER``: ``HOST:PORT`` of a transaction-mode pooler (PgBouncer) in front
+  of the database of ``BATON_DB_URL``: the process connects there instead, with the
+  same user, password, database and options. Each transaction then borrows one of the
+  pooler's few server connections, so thousands of pods fit under ``max_connections``.
+
+Prepared statements are off for every PostgreSQL engine (psycopg's
+``prepare_threshold=None``), not only behind a declared pooler: psycopg prepares a
+statement on its fifth execution on a connection, and behind a transaction-mode pooler
+(a cloud proxy, a PgBouncer before 1.21) the next transaction may run on a server
+connection that never saw it ("prepared statement _pg3_0 does not exist"), a failure
+that shows only from the fifth chunk on. Baton's statements are short; planning them
+again costs tens of microseconds per chunk (bench/checkpoint_connections.py measures it).
+
+Nothing in Baton keeps session state across transactions, which is what a
+transaction-mode pooler needs: advisory locks are ``pg_advisory_xact_lock``, there is no
+``SET`` (only the libpq startup parameters, which PgBouncer tracks), no ``LISTEN``, no
+temporary table, no cursor held open between transactions; COPY and pipelined
+``executemany`` run inside the checkpoint transaction.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy.engine import URL
+from sqlalchemy.pool import NullPool
+
+from baton.core.errors import InvalidSetting
+
+POOL_ENV = "BATON_DB_POOL"
+POOLER_ENV = "BATON_DB_POOLER"
+KEEP, RELEASE = "keep", "release"
+
+
+def pg_connecting(
+    parsed: URL, env: Mapping[str, str] | None = None
+) -> tuple[URL, dict[str, Any], dict[str, Any]]:
+    """The URL to connect to, the ``create_engine`` options and the driver's connect
+    arguments that the settings in ``env`` (default: the environment) ask for."""
+    env = os.environ if env is None else env
+    pool = env.get(POOL_ENV, "").strip().lower() or KEEP
+    if pool not in (KEEP, RELEASE):
+        raise InvalidSetting(f"{POOL_ENV}: expected {KEEP} or {RELEASE}, got {pool!r}")
+    pooler = env.get(POOLER_ENV, "").strip()
+    if pooler:
+        host, port = pooler_address(pooler)
+        parsed = parsed.set(host=host, port=port)
+    connect: dict[str, Any] = {}
+    if parsed.get_driver_name() == "psycopg":
+        connect["prepare_threshold"] = None
+    # A connection of its own per transaction needs no liveness check: pre-pinging it
+    # would only add a round trip.
+    options: dict[str, Any] = (
+        {"poolclass": NullPool, "pool_pre_ping": False}
+        if pool == RELEASE
+        else {"pool_pre_ping": True}
+    )
+    return parsed, options, connect
+
+
+def pooler_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[v6]:PORT`` too) of a pooler; a bad one is InvalidSetting."""
+    host, sep, port = text.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise InvalidSetting(f"{POOLER_ENV}: expected HOST:PORT, got {text!r}")
+    return host, int(port)
