@@ -39,6 +39,7 @@ LAYERS: list[tuple[str, ...]] = [
         "baton_operator.metrics",
         "baton_operator.ticker",
         "baton_operator.tenancy",
+        "baton_operator.pgbouncer",
         "baton_operator.valuefrom",
         "baton_operator.podtemplate",
     ),
