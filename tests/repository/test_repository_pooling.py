@@ -11,7 +11,7 @@ import sys
 import pytest
 from baton.core.errors import InvalidSetting
 from baton.repository.engine import make_engine
-from baton.repository.pooling import pg_connecting, pooler_address
+from baton.repository.pooling import pg_connecting, pooler_address, routed
 from conftest import PG_URL
 from sqlalchemy import make_url, text
 from sqlalchemy.pool import NullPool, QueuePool
@@ -31,12 +31,25 @@ def test_release_opens_a_connection_per_transaction_without_a_ping() -> None:
     assert options == {"poolclass": NullPool, "pool_pre_ping": False}
 
 
+POOLED = {"BATON_DB_POOLER": "baton-pgbouncer.ops.svc:6432", "BATON_DB_URL": str(URL)}
+
+
 def test_a_pooler_takes_the_host_and_port_and_keeps_the_rest() -> None:
-    url, _, connect = pg_connecting(URL, {"BATON_DB_POOLER": "baton-pgbouncer.ops.svc:6432"})
+    url, _, connect = pg_connecting(URL, POOLED)
     assert (url.host, url.port) == ("baton-pgbouncer.ops.svc", 6432)
     assert (url.username, url.password, url.database) == ("u", "p@ss", "baton")
     assert url.query == {"sslmode": "prefer"}
     assert connect == {"prepare_threshold": None}
+
+
+def test_only_the_repository_s_server_goes_through_the_pooler() -> None:
+    other_db = URL.set(database="sales", username="etl")  # same server: through it
+    assert pg_connecting(other_db, POOLED)[0].host == "baton-pgbouncer.ops.svc"
+    for elsewhere in (URL.set(host="warehouse"), URL.set(port=5433)):
+        assert pg_connecting(elsewhere, POOLED)[0] == elsewhere
+    assert routed(URL, {"BATON_DB_POOLER": "p:6432"}) == URL  # no BATON_DB_URL: no server
+    again = routed(routed(URL, POOLED), POOLED)  # a URL already through it stays so
+    assert (again.host, again.port) == ("baton-pgbouncer.ops.svc", 6432)
 
 
 def test_psycopg2_gets_no_psycopg3_argument() -> None:
@@ -55,7 +68,7 @@ def test_pooler_addresses(text_: str, address: tuple[str, int]) -> None:
 @pytest.mark.parametrize("bad", ["pool", "pool:", ":6432", "pool:port", "pool:0", "pool:70000"])
 def test_a_bad_pooler_address_is_a_one_line_setting_error(bad: str) -> None:
     with pytest.raises(InvalidSetting, match="BATON_DB_POOLER: expected HOST:PORT"):
-        pg_connecting(URL, {"BATON_DB_POOLER": bad})
+        pg_connecting(URL, {**POOLED, "BATON_DB_POOLER": bad})
 
 
 def test_a_bad_pool_setting_is_a_one_line_setting_error() -> None:
@@ -66,6 +79,7 @@ def test_a_bad_pool_setting_is_a_one_line_setting_error() -> None:
 def test_make_engine_follows_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("BATON_DB_POOL", "release")
     monkeypatch.setenv("BATON_DB_POOLER", "127.0.0.1:6432")
+    monkeypatch.setenv("BATON_DB_URL", "postgresql://u@db:5432/baton")
     engine = make_engine("postgresql://u@db:5432/baton")
     assert isinstance(engine.pool, NullPool)
     assert (engine.url.host, engine.url.port) == ("127.0.0.1", 6432)

@@ -79,6 +79,7 @@ def test_every_writer_mode_checkpoints_through_pgbouncer(
     table = f"modes_{mode}"
     _table(pooled.url, table, keyed=mode == "upsert")
     monkeypatch.setenv("BATON_DB_POOLER", pooled.pooler)
+    monkeypatch.setenv("BATON_DB_URL", pooled.url)  # the pooler fronts this one's server
     repo = JobRepository(pooled.url)
     assert f"{repo.engine.url.host}:{repo.engine.url.port}" == pooled.pooler
     args = {"table": table, "mode": mode, **({"conflict": ["n"]} if mode == "upsert" else {})}

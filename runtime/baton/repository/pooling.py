@@ -10,9 +10,11 @@ chart gives step pods (and anyone can give a process):
   database and the rest of its time, one connection per pod is what PostgreSQL sees.
   ``release`` is for a wide fan-out straight against PostgreSQL whose chunks are long.
 - ``BATON_DB_POOLER``: ``HOST:PORT`` of a transaction-mode pooler (PgBouncer) in front
-  of the database of ``BATON_DB_URL``: the process connects there instead, with the
-  same user, password, database and options. Each transaction then borrows one of the
-  pooler's few server connections, so thousands of pods fit under ``max_connections``.
+  of the server of ``BATON_DB_URL``: every connection the process makes to that server
+  (the repository, and a SQL reader or writer of another database there) goes to the
+  pooler instead, with the same user, password, database and options; connections to
+  other servers stay direct. Each transaction then borrows one of the pooler's few
+  server connections, so thousands of pods fit under ``max_connections``.
 
 Prepared statements are off for every PostgreSQL engine (psycopg's
 ``prepare_threshold=None``), not only behind a declared pooler: psycopg prepares a
@@ -35,7 +37,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.pool import NullPool
 
 from baton.core.errors import InvalidSetting
@@ -54,10 +57,7 @@ def pg_connecting(
     pool = env.get(POOL_ENV, "").strip().lower() or KEEP
     if pool not in (KEEP, RELEASE):
         raise InvalidSetting(f"{POOL_ENV}: expected {KEEP} or {RELEASE}, got {pool!r}")
-    pooler = env.get(POOLER_ENV, "").strip()
-    if pooler:
-        host, port = pooler_address(pooler)
-        parsed = parsed.set(host=host, port=port)
+    parsed = routed(parsed, env)
     connect: dict[str, Any] = {}
     if parsed.get_driver_name() == "psycopg":
         connect["prepare_threshold"] = None
@@ -69,6 +69,28 @@ def pg_connecting(
         else {"pool_pre_ping": True}
     )
     return parsed, options, connect
+
+
+def routed(url: URL, env: Mapping[str, str] | None = None) -> URL:
+    """``url``, or the same through ``BATON_DB_POOLER`` when it is on the server (host
+    and port) of ``BATON_DB_URL``."""
+    env = os.environ if env is None else env
+    pooler = env.get(POOLER_ENV, "").strip()
+    if not pooler:
+        return url
+    address = pooler_address(pooler)
+    try:
+        # only its host and port count: any scheme (postgres://, postgresql://) parses
+        repository = make_url(env.get("BATON_DB_URL", "").strip())
+    except (ArgumentError, ValueError):
+        return url
+    if _server(url) != _server(repository) and _server(url) != address:
+        return url
+    return url.set(host=address[0], port=address[1])
+
+
+def _server(url: URL) -> tuple[str, int]:
+    return (url.host or "", url.port or 5432)
 
 
 def pooler_address(text: str) -> tuple[str, int]:
