@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from baton.core.errors import InvalidSetting
@@ -128,3 +129,23 @@ def test_between_transactions_release_holds_no_connection(
         engine.dispose()
     finally:
         _drop_pg_database(name)
+
+
+def test_a_component_url_naming_the_repository_shares_its_engine_through_the_pooler(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A SqlWriter whose ``url`` spells out the repository's database still writes in the
+    checkpoint transaction (exactly once) when the repository goes through a pooler."""
+    from baton.items.database import _engine
+
+    repository = "postgresql://u:p@db:5432/baton"
+    monkeypatch.setenv("BATON_DB_URL", repository)
+    monkeypatch.setenv("BATON_DB_POOLER", "pool:6432")
+
+    class Step:
+        engine = make_engine(repository)
+
+    step: Any = Step()
+    assert _engine(step, repository) is step.engine
+    assert _engine(step, "postgres://u:p@db/baton") is step.engine  # the same, spelled so
+    assert _engine(step, "postgresql://u:p@db:5432/other") is not step.engine
