@@ -5,9 +5,10 @@
 The same chunk step every way (bench/chunk_throughput.py's generated rows and SQL
 writer, ``--size`` rows a chunk, ``--chunks`` chunks), launched in-process:
 
-- ``keep``: one connection for the whole step (the default), prepared statements off;
-- ``keep+prepared``: the same with psycopg's own default, prepare on the 5th execution
-  (what Baton turned off: it breaks behind transaction-mode poolers);
+- ``keep``: one connection for the whole step (the default); psycopg prepares a
+  statement from its 5th execution;
+- ``keep, unprepared``: the same with prepared statements off, as through a pooler
+  (prepared statements break behind transaction-mode poolers);
 - ``release``: a connection per transaction (NullPool): no idle connection between
   chunks, a connect per chunk;
 - with ``--pooler HOST:PORT`` (a PgBouncer in front of the same server), ``keep`` and
@@ -44,7 +45,7 @@ from sqlalchemy import Engine, event
 class Side:
     name: str
     env: dict[str, str]
-    prepared: bool = False
+    unprepared: bool = False
     seconds: list[float] = field(default_factory=list)
     statements: int = 0
     connects: int = 0
@@ -72,8 +73,8 @@ def _engine(url: str, side: Side) -> Engine:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         side.connects += 1
-        if side.prepared:
-            dbapi_conn.prepare_threshold = 5  # psycopg's default
+        if side.unprepared:
+            dbapi_conn.prepare_threshold = None  # what BATON_DB_POOLER sets
 
     @event.listens_for(engine, "before_cursor_execute")
     def _statement(*_args: Any) -> None:
@@ -107,7 +108,7 @@ def run_bench(
 ) -> list[Side]:
     sides = [
         Side("keep", {"BATON_DB_POOL": "keep"}),
-        Side("keep+prepared", {"BATON_DB_POOL": "keep"}, prepared=True),
+        Side("keep, unprepared", {"BATON_DB_POOL": "keep"}, unprepared=True),
         Side("release", {"BATON_DB_POOL": "release"}),
     ]
     if pooler:

@@ -18,7 +18,7 @@ def test_bench_runs_and_counts_connections_per_chunk() -> None:
     )
     bench.report(sides, say=lines.append)
     by_name = {s.name: s for s in sides}
-    assert set(by_name) == {"keep", "keep+prepared", "release"}
+    assert set(by_name) == {"keep", "keep, unprepared", "release"}
     assert by_name["keep"].connects == 0  # the connection made before the step is reused
     assert by_name["release"].connects >= 6  # at least one per chunk
     assert by_name["keep"].statements == by_name["release"].statements

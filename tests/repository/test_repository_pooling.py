@@ -24,7 +24,7 @@ def test_the_default_keeps_one_connection_and_pings_it() -> None:
     url, options, connect = pg_connecting(URL, {})
     assert url == URL
     assert options == {"pool_pre_ping": True}
-    assert connect == {"prepare_threshold": None}  # always: see baton.repository.pooling
+    assert connect == {}  # psycopg prepares as it likes: no pooler in between
 
 
 def test_release_opens_a_connection_per_transaction_without_a_ping() -> None:
@@ -53,8 +53,16 @@ def test_only_the_repository_s_server_goes_through_the_pooler() -> None:
     assert (again.host, again.port) == ("baton-pgbouncer.ops.svc", 6432)
 
 
+def test_a_url_already_at_the_pooler_turns_prepared_statements_off() -> None:
+    """A cloud proxy in BATON_DB_URL itself: BATON_DB_POOLER names the same address."""
+    env = {"BATON_DB_URL": str(URL), "BATON_DB_POOLER": "db.example:5432"}
+    url, _, connect = pg_connecting(URL, env)
+    assert url == URL and connect == {"prepare_threshold": None}
+    assert pg_connecting(URL.set(host="warehouse"), env)[2] == {}  # not through it
+
+
 def test_psycopg2_gets_no_psycopg3_argument() -> None:
-    _, _, connect = pg_connecting(URL.set(drivername="postgresql+psycopg2"), {})
+    _, _, connect = pg_connecting(URL.set(drivername="postgresql+psycopg2"), POOLED)
     assert connect == {}
 
 

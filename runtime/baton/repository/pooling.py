@@ -16,13 +16,15 @@ chart gives step pods (and anyone can give a process):
   other servers stay direct. Each transaction then borrows one of the pooler's few
   server connections, so thousands of pods fit under ``max_connections``.
 
-Prepared statements are off for every PostgreSQL engine (psycopg's
-``prepare_threshold=None``), not only behind a declared pooler: psycopg prepares a
-statement on its fifth execution on a connection, and behind a transaction-mode pooler
-(a cloud proxy, a PgBouncer before 1.21) the next transaction may run on a server
-connection that never saw it ("prepared statement _pg3_0 does not exist"), a failure
-that shows only from the fifth chunk on. Baton's statements are short; planning them
-again costs tens of microseconds per chunk (bench/checkpoint_connections.py measures it).
+Through a pooler, psycopg's prepared statements are off (``prepare_threshold=None``):
+psycopg prepares a statement on its fifth execution on a connection, and behind a
+transaction-mode pooler (PgBouncer before 1.21, or without ``max_prepared_statements``)
+the next transaction may run on a server connection that never saw it ("prepared
+statement _pg3_0 does not exist"), a failure that shows only from the fifth chunk on.
+Straight to PostgreSQL they stay on: the ``insert`` and ``upsert`` writers'
+``executemany`` runs one prepared INSERT per row, about twice as fast as parsing each
+(bench/checkpoint_connections.py). A ``BATON_DB_URL`` that already names a pooler (a
+cloud proxy) says so with ``BATON_DB_POOLER`` set to that same ``HOST:PORT``.
 
 Nothing in Baton keeps session state across transactions, which is what a
 transaction-mode pooler needs: advisory locks are ``pg_advisory_xact_lock``, there is no
@@ -57,9 +59,9 @@ def pg_connecting(
     pool = env.get(POOL_ENV, "").strip().lower() or KEEP
     if pool not in (KEEP, RELEASE):
         raise InvalidSetting(f"{POOL_ENV}: expected {KEEP} or {RELEASE}, got {pool!r}")
-    parsed = routed(parsed, env)
+    parsed, pooled = _route(parsed, env)
     connect: dict[str, Any] = {}
-    if parsed.get_driver_name() == "psycopg":
+    if pooled and parsed.get_driver_name() == "psycopg":
         connect["prepare_threshold"] = None
     # A connection of its own per transaction needs no liveness check: pre-pinging it
     # would only add a round trip.
@@ -74,19 +76,25 @@ def pg_connecting(
 def routed(url: URL, env: Mapping[str, str] | None = None) -> URL:
     """``url``, or the same through ``BATON_DB_POOLER`` when it is on the server (host
     and port) of ``BATON_DB_URL``."""
-    env = os.environ if env is None else env
+    return _route(url, os.environ if env is None else env)[0]
+
+
+def _route(url: URL, env: Mapping[str, str]) -> tuple[URL, bool]:
+    """(the URL to connect to, whether that is the pooler)."""
     pooler = env.get(POOLER_ENV, "").strip()
     if not pooler:
-        return url
+        return url, False
     address = pooler_address(pooler)
+    if _server(url) == address:
+        return url, True  # already there (a unit's URL from a pooled executor)
     try:
         # only its host and port count: any scheme (postgres://, postgresql://) parses
         repository = make_url(env.get("BATON_DB_URL", "").strip())
     except (ArgumentError, ValueError):
-        return url
-    if _server(url) != _server(repository) and _server(url) != address:
-        return url
-    return url.set(host=address[0], port=address[1])
+        return url, False
+    if _server(url) != _server(repository):
+        return url, False
+    return url.set(host=address[0], port=address[1]), True
 
 
 def _server(url: URL) -> tuple[str, int]:
