@@ -6,9 +6,9 @@ chart gives step pods (and anyone can give a process):
   closes it at the end (SQLAlchemy's NullPool), so a process between two checkpoints
   holds none. ``release`` costs a connect per transaction (TCP, authentication, and TLS
   where used: several round trips and, with SCRAM, milliseconds of CPU on both sides),
-  so ``keep`` is the default: a step pod spends a few milliseconds per chunk in the
-  database and the rest of its time, one connection per pod is what PostgreSQL sees.
-  ``release`` is for a wide fan-out straight against PostgreSQL whose chunks are long.
+  more than most checkpoints, so ``keep`` is the default; an idle connection costs the
+  server little, and a pooler is the answer to too many of them. ``release`` is for a
+  wide fan-out straight against PostgreSQL whose chunks are long.
 - ``BATON_DB_POOLER``: ``HOST:PORT`` of a transaction-mode pooler (PgBouncer) in front
   of the server of ``BATON_DB_URL``: every connection the process makes to that server
   (the repository, and a SQL reader or writer of another database there) goes to the
