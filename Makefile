@@ -78,6 +78,8 @@ crds: setup
 HELM ?= $(shell . /var/lib/baton-e2e/e2e.env 2>/dev/null && echo $$E2E_HELM || command -v helm)
 helm-lint:
 	$(HELM) lint charts/baton --set database.url=postgresql://u:p@db/baton
+	$(HELM) lint charts/baton --set database.url=postgresql://u:p@db/baton \
+		--set pgbouncer.enabled=true --set steps.databasePool=release
 
 clean:
 	rm -rf $(VENV) demo.db* baton.db* .pytest_cache .mypy_cache .ruff_cache

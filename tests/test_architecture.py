@@ -40,6 +40,7 @@ LAYERS: list[tuple[str, ...]] = [
         "baton_operator.ticker",
         "baton_operator.workqueue",
         "baton_operator.tenancy",
+        "baton_operator.pgbouncer",
         "baton_operator.valuefrom",
         "baton_operator.podtemplate",
     ),

@@ -165,6 +165,37 @@ build_project_image() {
     log "built $tag in $((SECONDS - start))s"
 }
 
+# ---------------------------------------------------------------- pgbouncer image
+
+# PgBouncer for the scenarios that enable the chart's pgbouncer (test_pgbouncer): the
+# base image plus Debian's pgbouncer (installed on the host with the other packages;
+# the host is Debian $BASE_SUITE like the base) and the two shared libraries of it that
+# the base lacks. The tag names the content: the binary and the base.
+pgbouncer_image_name() {
+    echo "baton-e2e-pgbouncer:$({ sha256sum /usr/sbin/pgbouncer; base_key; } | sha256sum | cut -c1-12)"
+}
+
+pgbouncer_archive() { echo "$IMAGES/$(pgbouncer_image_name | tr ':' '-').tar"; }
+
+build_pgbouncer_image() {
+    local archive name ctr lib
+    archive=$(pgbouncer_archive)
+    [[ -s $archive ]] && return 0
+    name=$(pgbouncer_image_name)
+    log "building $name from Debian's pgbouncer"
+    ctr=$(bah from --pull=never "$(base_image_name)")
+    bah copy "$ctr" /usr/sbin/pgbouncer /usr/sbin/pgbouncer >/dev/null
+    for lib in $(ldd /usr/sbin/pgbouncer | awk '/libcares|libevent/ {print $3}'); do
+        bah copy "$ctr" "$(readlink -f "$lib")" "$lib" >/dev/null
+    done
+    bah run --isolation=chroot "$ctr" -- /usr/sbin/pgbouncer --version >/dev/null || die "pgbouncer does not run in $name"
+    bah config --entrypoint '["/usr/sbin/pgbouncer"]' --cmd '[]' --user 10001:10001 "$ctr"
+    bah commit --quiet --rm "$ctr" "localhost/$name" >/dev/null
+    push_oci_archive "localhost/$name" "$archive" "docker.io/library/$name"
+    bah rmi "localhost/$name" >/dev/null 2>&1 || true
+    ls -1t "$IMAGES"/baton-e2e-pgbouncer-*.tar 2>/dev/null | tail -n +3 | xargs -r rm -f
+}
+
 # Sets E2E_IMAGE (what the scenarios run) and imports the images containerd
 # needs. Without the Python project (no pyproject.toml yet), the scenarios
 # that need it skip and the rest use the plain Python base image.
@@ -178,6 +209,9 @@ prepare_images() {
         E2E_PROJECT_IMAGE=1
         build_project_image "$E2E_IMAGE"
         import_image "$(project_archive "$E2E_IMAGE")" "docker.io/library/$E2E_IMAGE"
+        build_pgbouncer_image
+        E2E_PGBOUNCER_IMAGE=$(pgbouncer_image_name)
+        import_image "$(pgbouncer_archive)" "docker.io/library/$E2E_PGBOUNCER_IMAGE"
     else
         log "no pyproject.toml yet: scenarios use the base image; the baton scenario will skip"
         local archive=$IMAGES/$(base_image_name | sed 's#.*/##; s#:#-#').tar

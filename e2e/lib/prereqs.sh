@@ -19,6 +19,8 @@ APT_PACKAGES=(
     # not for the cluster: e2e/tests/test_dashboard.py runs it on the host to
     # evaluate the Grafana dashboard's queries against the operator's metrics
     prometheus:/usr/bin/prometheus
+    # the pgbouncer image of e2e/tests/test_pgbouncer.py is made from it (image.sh)
+    pgbouncer:/usr/sbin/pgbouncer
 )
 
 have() {

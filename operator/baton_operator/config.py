@@ -52,6 +52,10 @@ class OperatorConfig:
     step_log_format: str = "text"
     # chart logs.urlTemplate: status.logs links (baton_operator.loglinks); "" = none
     logs_url_template: str = ""
+    # chart steps.databasePool and pgbouncer: the step pods' BATON_DB_POOL and
+    # BATON_DB_POOLER (see baton.repository.pooling); "" = not set
+    step_db_pool: str = ""
+    step_db_pooler: str = ""
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> OperatorConfig:
@@ -77,6 +81,8 @@ class OperatorConfig:
             step_ttl_after_failure=_seconds(e, "BATON_STEP_TTL_AFTER_FAILURE"),
             step_log_format=log_format(e.get("BATON_STEP_LOG_FORMAT")),
             logs_url_template=e.get("BATON_LOGS_URL_TEMPLATE", d.logs_url_template),
+            step_db_pool=e.get("BATON_STEP_DB_POOL", d.step_db_pool),
+            step_db_pooler=e.get("BATON_STEP_DB_POOLER", d.step_db_pooler),
         )
 
 

@@ -136,6 +136,8 @@ def _env(
         {"name": "BATON_TERMINATION_GRACE_SECONDS", "value": str(grace)},
         {"name": "BATON_LOG_FORMAT", "value": config.step_log_format},
     ]
+    pooling = {"BATON_DB_POOL": config.step_db_pool, "BATON_DB_POOLER": config.step_db_pooler}
+    env += [{"name": k, "value": v} for k, v in pooling.items() if v and k not in (extra_env or {})]
     env += [{"name": k, "value": v} for k, v in sorted((extra_env or {}).items())]
     if partitions is not None:
         env.append({"name": "BATON_PARTITIONS", "value": ",".join(str(p) for p in partitions)})

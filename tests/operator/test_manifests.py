@@ -101,3 +101,27 @@ def test_step_pods_know_they_run_in_a_pod_and_their_grace_period() -> None:
     assert env["BATON_TERMINATION_GRACE_SECONDS"] == str(pod["terminationGracePeriodSeconds"])
     assert pod["terminationGracePeriodSeconds"] == 90
     assert job["spec"]["podReplacementPolicy"] == "Failed"  # the new pod once the old ended
+
+
+def test_step_pods_connect_as_the_chart_says() -> None:
+    """steps.databasePool and pgbouncer.enabled reach the step pods as BATON_DB_POOL and
+    BATON_DB_POOLER; unset, neither is there (the runtime's default: keep, direct)."""
+
+    def env(config: OperatorConfig, extra: dict[str, str] | None = None) -> dict[str, str]:
+        job = step_job(
+            execution="bx", namespace="ns", uid="u", execution_id=7, attempt=1,
+            step="load", config=config, extra_env=extra,
+        )  # fmt: skip
+        container = job["spec"]["template"]["spec"]["containers"][0]
+        return {e["name"]: e.get("value") for e in container["env"]}
+
+    assert not {"BATON_DB_POOL", "BATON_DB_POOLER"} & set(env(CFG))
+    pooled = OperatorConfig.from_env(
+        {"BATON_STEP_DB_POOL": "release", "BATON_STEP_DB_POOLER": "baton-pgbouncer.ops.svc:6432"}
+    )
+    got = env(pooled)
+    assert (got["BATON_DB_POOL"], got["BATON_DB_POOLER"]) == (
+        "release",
+        "baton-pgbouncer.ops.svc:6432",
+    )
+    assert env(pooled, {"BATON_DB_POOL": "keep"})["BATON_DB_POOL"] == "keep"  # a job's own wins

@@ -23,12 +23,30 @@ if TYPE_CHECKING:
 
 def _engine(step: RunningStep | None, url: str | None) -> Engine:
     if url:
-        if step is not None and normalize_url(url) == step.engine.url.render_as_string(False):
+        if step is not None and _same(url, step.engine):
             return step.engine
         return make_engine(url)
     if step is None:
         raise InvalidDefinition("SQL reader/writer needs a 'url' or a running step")
     return step.engine
+
+
+def _same(url: str, engine: Engine) -> bool:
+    """Whether ``url`` is the database ``engine`` connects to (through a pooler too)."""
+    target = normalize_url(url)
+    if target == engine.url.render_as_string(False):
+        return True
+    if engine.dialect.name != "postgresql":
+        return False
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    from baton.repository.pooling import routed  # PostgreSQL only: not for SQLite steps
+
+    try:
+        return routed(make_url(target)) == engine.url
+    except (ArgumentError, ValueError):
+        return False  # make_engine says what is wrong with it
 
 
 class SqlReader:

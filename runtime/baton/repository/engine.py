@@ -154,8 +154,12 @@ def _pg_engine(parsed: URL, url: str) -> Engine:
     # user's table still round-trips as a dict through SQLAlchemy's own HSTORE codec.
     psycopg = parsed.get_driver_name() == "psycopg"
     options: dict[str, Any] = {"use_native_hstore": False} if psycopg else {}
+    # BATON_DB_POOL / BATON_DB_POOLER (imported here: a SQLite process never needs it)
+    from baton.repository.pooling import pg_connecting
+
+    parsed, pooling, connect = pg_connecting(parsed)
     try:
-        return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args, **options)
+        return create_engine(parsed, connect_args={**connect_args, **connect}, **options, **pooling)
     except ImportError as e:
         raise DatabaseUnavailable(
             f"database driver {parsed.get_driver_name()!r} is not installed "
