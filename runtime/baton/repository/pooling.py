@@ -22,9 +22,9 @@ transaction-mode pooler (PgBouncer before 1.21, or without ``max_prepared_statem
 the next transaction may run on a server connection that never saw it ("prepared
 statement _pg3_0 does not exist"), a failure that shows only from the fifth chunk on.
 Straight to PostgreSQL they stay on: the ``insert`` and ``upsert`` writers'
-``executemany`` runs one prepared INSERT per row, and a 1,000-row chunk took 1.3-1.9x
-as long unprepared (bench/checkpoint_connections.py). A ``BATON_DB_URL`` that already names a pooler (a
-cloud proxy) says so with ``BATON_DB_POOLER`` set to that same ``HOST:PORT``.
+``executemany`` re-runs one prepared INSERT per row or block, and a 1,000-row chunk took 1.3-1.9x
+as long unprepared (bench/checkpoint_connections.py). A ``BATON_DB_URL`` that already
+names a pooler (a cloud proxy) says so with ``BATON_DB_POOLER`` set to that same ``HOST:PORT``.
 
 Nothing in Baton keeps session state across transactions, which is what a
 transaction-mode pooler needs: advisory locks are ``pg_advisory_xact_lock``, there is no
