@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -100,7 +101,15 @@ def start_simulator(args: argparse.Namespace, env: dict[str, str], db: str, stat
         "--max-units", str(args.max_units),
     ]  # fmt: skip
     log = (status.parent / "simulator.log").open("w")
-    return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    # through PgBouncer the steps say so, as the chart's pods do (no prepared statements)
+    pooler = {"BATON_DB_POOLER": f"127.0.0.1:{port}"} if args.steps_via == "pgbouncer" else {}
+    return subprocess.Popen(
+        cmd,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env={**os.environ, **pooler},
+    )
 
 
 def run_phase(bench: Bench, name: str, job: str, count: int, units: int) -> PhaseResult:
