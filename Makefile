@@ -38,7 +38,7 @@ pg-stop:
 # Two workers: most tests wait on processes (runs, stops, kills), so two keep both CPUs busy.
 PYTEST_WORKERS ?= 2
 unit: setup pg
-	BATON_TEST_PG_URL="$$(scripts/postgres.sh url)" $(BIN)/python -m pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	BATON_TEST_PG_URL="$$(scripts/postgres.sh url)" $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --durations=25 $(PYTEST_ARGS)
 
 test: lint unit
 

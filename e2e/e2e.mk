@@ -38,7 +38,7 @@ cluster-logs:
 	$(E2E_SUDO) $(E2E_CLUSTER) logs $(E2E_LOGS_DIR)
 
 e2e: $(if $(VENV),setup) cluster-up
-	@$(E2E_PYTHON) -m pytest $(if $(filter $(E2E_DIR)/%,$(E2E_PYTEST_ARGS)),,$(E2E_DIR)) -m e2e $(E2E_PYTEST_ARGS) || { \
+	@$(E2E_PYTHON) -m pytest $(if $(filter $(E2E_DIR)/%,$(E2E_PYTEST_ARGS)),,$(E2E_DIR)) -m e2e --durations=0 $(E2E_PYTEST_ARGS) || { \
 		status=$$?; \
 		echo "e2e scenarios failed (exit $$status); gathering logs into $(E2E_LOGS_DIR)"; \
 		$(E2E_SUDO) $(E2E_CLUSTER) logs $(E2E_LOGS_DIR) >/dev/null || true; \

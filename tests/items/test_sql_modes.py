@@ -213,3 +213,32 @@ def test_block_statements_repeat_the_values_group_or_refuse() -> None:
     assert block_sql("INSERT INTO t (a) VALUES ('x(', %s)", 2) is None
     assert block_sql("INSERT INTO t DEFAULT VALUES", 2) is None
     assert block_rows(5) == BLOCK_ROWS and block_rows(70_000) == 1 and block_rows(1000) == 65
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_dicts_dataclasses_and_named_tuples_mix_in_one_chunk(engine: Engine, mode: str) -> None:
+    """Plain dicts go in as they are; a chunk holding anything else converts each item."""
+    import dataclasses
+    from typing import NamedTuple
+
+    @dataclasses.dataclass
+    class Row:
+        n: int
+        tag: str
+        score: int | None
+
+    class Tup(NamedTuple):
+        n: int
+        tag: str
+        score: int | None
+
+    args = {"conflict": ["n"]} if mode == "upsert" else {}
+    w = _writer(engine, keyed, mode=mode, **args)
+    with engine.connect() as conn, conn.begin():
+        w.bind_transaction(conn)
+        w.write([{"n": 1, "tag": "a", "score": 1}, {"n": 2, "tag": "b", "score": None}])
+        w.write([{"n": 3, "tag": "c", "score": 3}, Row(4, "d", 4), Tup(5, "e", None)])
+        w.bind_transaction(None)
+    with engine.connect() as conn:
+        got = [tuple(r) for r in conn.execute(select(keyed).order_by(keyed.c.n))]
+    assert got == [(1, "a", 1), (2, "b", None), (3, "c", 3), (4, "d", 4), (5, "e", None)]

@@ -45,6 +45,8 @@ class FlakyAfterWriteWriter(SqlWriter):
 
 
 def null_tag_at(item: dict[str, Any]) -> dict[str, Any]:
-    """Item $MODEJOBS_BAD gets a NULL tag (refused by NOT NULL), the rest a tag."""
+    """Item $MODEJOBS_BAD gets a NULL tag (refused by NOT NULL), the rest a tag
+    ($MODEJOBS_TAG, default ``t``, then n)."""
     n = item["n"]
-    return {"n": n, "tag": None if str(n) == os.environ.get("MODEJOBS_BAD") else f"t{n}"}
+    tag = f"{os.environ.get('MODEJOBS_TAG', 't')}{n}"
+    return {"n": n, "tag": None if str(n) == os.environ.get("MODEJOBS_BAD") else tag}

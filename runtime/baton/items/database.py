@@ -199,7 +199,8 @@ class SqlWriter:
             raise BatonError("SqlWriter written before open()")
         from baton.items.sql_modes import as_row, write_chunk
 
-        rows = [as_row(i) for i in items]
+        # plain dicts are rows as they are (checked in C); anything else is converted
+        rows = items if set(map(type, items)) <= {dict} else [as_row(i) for i in items]
         if self._conn is not None:
             write_chunk(self._conn, self._table, self._how, rows)
             return

@@ -30,6 +30,7 @@ from __future__ import annotations
 import codecs
 import csv
 import json
+import operator
 import os
 from collections.abc import Iterator, MutableMapping
 from pathlib import Path
@@ -71,7 +72,7 @@ class _Lines:
             raise StopIteration
         r._lineno += 1
         r._offset += len(raw)
-        r.lines_read += 1
+        r._lines_read += 1
         try:
             return raw.decode(r._codec)
         except UnicodeDecodeError as e:
@@ -102,7 +103,19 @@ class _FileReader:
         self._count = self._restart_at = 0
         self._done = False
         self._broken: BaseException | None = None
-        self.lines_read = 0
+        self._lines_read = 0
+
+    @property
+    def lines_read(self) -> int:
+        return self._lines_read
+
+    def _tell(self) -> tuple[int, int]:
+        """(byte offset, physical line) after the last line read."""
+        return self._offset, self._lineno
+
+    def _told(self, offset: int, line: int) -> None:
+        """The file was positioned at ``offset``, which starts line ``line + 1``."""
+        self._offset, self._lineno = offset, line
 
     @property
     def key(self) -> str:
@@ -135,7 +148,7 @@ class _FileReader:
             self._size = os.fstat(self._file.fileno()).st_size
         except OSError as e:
             raise BatonError(f"cannot open {self.path}: {e.strerror}") from None
-        self._lineno = self._offset = self.lines_read = 0
+        self._lineno = self._offset = self._lines_read = 0
         self._done = False
         self._broken = None
         if self._bom and self._file.read(len(codecs.BOM_UTF8)) == codecs.BOM_UTF8:
@@ -147,9 +160,9 @@ class _FileReader:
         offset = context.get(self.offset_key)
         if offset is None:
             self._skip(self._count)  # a checkpoint from before offsets: by count
-        elif int(offset) != self._offset:
+        elif int(offset) != self._tell()[0]:
             self._seek(int(offset), int(context.get(self.line_key, 0)))
-        self._opened_at = self._offset
+        self._opened_at = self._tell()[0]
 
     def _skip(self, count: int) -> None:
         skipped = 0
@@ -165,11 +178,12 @@ class _FileReader:
         """Go to the checkpointed offset: refused when the file cannot hold it any more
         (shorter, or the byte before it no longer ends a line)."""
         assert self._file is not None
-        if self._offset <= offset < self._size:
+        start = self._tell()[0]
+        if start <= offset < self._size:
             self._file.seek(offset - 1)
             fits = self._file.read(1) == b"\n"
         else:
-            fits = self._offset <= offset == self._size  # all read; maybe no last newline
+            fits = start <= offset == self._size  # all read; maybe no last newline
         if not fits:
             raise BatonError(
                 f"{self.path} changed since the checkpoint: it is {self._size} bytes and the "
@@ -177,7 +191,7 @@ class _FileReader:
                 "boundary in it; restore the file or start a new job instance"
             )
         self._file.seek(offset)
-        self._offset, self._lineno = offset, line
+        self._told(offset, line)
 
     def read(self) -> Any:
         if self._broken is not None:
@@ -200,8 +214,7 @@ class _FileReader:
 
     def update(self, context: MutableMapping[str, Any]) -> None:
         context[self.key] = self._count
-        context[self.offset_key] = self._offset
-        context[self.line_key] = self._lineno
+        context[self.offset_key], context[self.line_key] = self._tell()
 
     def close(self) -> None:
         if self._file:
@@ -214,17 +227,22 @@ class _FileReader:
         read = self._count - self._restart_at
         if self._done:
             return read
-        spent = self._offset - self._opened_at
+        offset = self._tell()[0]
+        spent = offset - self._opened_at
         if read == 0 or spent <= 0:
             return None
-        return read + round(max(self._size - self._offset, 0) * read / spent)
+        return read + round(max(self._size - offset, 0) * read / spent)
 
 
 class CsvReader(_FileReader):
     """Rows of a CSV file as dicts keyed by the header (or lists with ``header=False``).
 
     A malformed row (a field over ``csv.field_size_limit()``, bad quoting with
-    ``strict=True``, undecodable bytes) raises :class:`MalformedRecord` for that row."""
+    ``strict=True``, undecodable bytes) raises :class:`MalformedRecord` for that row.
+
+    The csv parser pulls the file's lines through C alone (the binary file's own
+    iterator, decoded by ``map``): the byte offset is the file's ``tell()`` and the line
+    number the parser's ``line_num``, so no Python code runs per line."""
 
     name = "csv"
 
@@ -242,17 +260,35 @@ class CsvReader(_FileReader):
         self.header = header
         self.delimiter = delimiter
         self.strict = strict
-        self._rows: Iterator[list[str]] = iter(())
+        self._rows: Any = csv.reader(())
         self._fields: list[str] | None = None
+        self._width = 0
+        # line number = _line_base + lines the parser took since _line_mark (+ bad ones)
+        self._line_base = self._line_mark = self._bad_lines = 0
+
+    @property
+    def lines_read(self) -> int:
+        return int(self._rows.line_num) + self._bad_lines
+
+    def _tell(self) -> tuple[int, int]:
+        assert self._file is not None
+        return self._file.tell(), self._line_base + self.lines_read - self._line_mark
+
+    def _told(self, offset: int, line: int) -> None:
+        self._line_base, self._line_mark = line, self.lines_read
 
     def _begin(self) -> None:
-        self._rows = csv.reader(self._lines(), delimiter=self.delimiter, strict=self.strict)
+        assert self._file is not None
+        lines = map(operator.methodcaller("decode", self._codec), self._file)
+        self._rows = csv.reader(lines, delimiter=self.delimiter, strict=self.strict)
+        self._line_base = self._line_mark = self._bad_lines = 0
         self._fields = None
         if self.header:
             try:
                 self._fields = self._row()
             except MalformedRecord as e:
                 raise BatonError(f"{self.path}: unreadable header: {e}") from None
+        self._width = len(self._fields or ())
 
     def _row(self) -> list[str] | None:
         """The next row (None at the end); blank rows are no records when keyed."""
@@ -261,10 +297,15 @@ class CsvReader(_FileReader):
                 row = next(self._rows)
             except StopIteration:
                 return None
+            except UnicodeDecodeError as e:  # that line was read: count it
+                self._bad_lines += 1
+                line = self._tell()[1]
+                raise MalformedRecord(
+                    f"{self.path}:{line}: not {self.encoding}: {e.reason}"
+                ) from None
             except csv.Error as e:
-                if isinstance(e, MalformedRecord):
-                    raise
-                raise MalformedRecord(f"{self.path}:{self._lineno}: malformed CSV: {e}") from e
+                line = self._tell()[1]
+                raise MalformedRecord(f"{self.path}:{line}: malformed CSV: {e}") from e
             if row or not self.header:
                 return row
 
@@ -274,6 +315,8 @@ class CsvReader(_FileReader):
     def _parse(self, raw: Any) -> Any:
         if self._fields is None:
             return raw
+        if len(raw) == self._width:
+            return dict(zip(self._fields, raw, strict=True))
         # csv.DictReader's shape: extra values under None, missing ones None
         item: dict[Any, Any] = dict(zip(self._fields, raw, strict=False))
         if len(raw) > len(self._fields):
