@@ -294,7 +294,7 @@ class CsvReader(_FileReader):
         """The next row (None at the end); blank rows are no records when keyed."""
         while True:
             try:
-                row = next(self._rows)
+                row: list[str] = next(self._rows)
             except StopIteration:
                 return None
             except UnicodeDecodeError as e:  # that line was read: count it

@@ -120,7 +120,7 @@ def _same_keys(rows: Sequence[Mapping[str, Any]]) -> bool:
     """Every row has the first row's keys (in C for plain dicts)."""
     keys = rows[0].keys()
     if set(map(type, rows)) == {dict}:
-        return all(map(keys.__eq__, map(dict.keys, rows)))
+        return all(map(keys.__eq__, map(dict.keys, rows)))  # type: ignore[arg-type]
     return all(r.keys() == keys for r in rows)
 
 
