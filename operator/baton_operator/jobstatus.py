@@ -1,10 +1,14 @@
 """A BatchJob's ``.status``: how many of its BatchExecutions are in each phase, and the
 latest one. Aggregated from the phases the operator writes or reads, and written only
-when they changed (one patch per phase change, not per reconcile)."""
+when they changed, at most once per ``interval`` per BatchJob: a burst of 1,000
+executions of one BatchJob changing phase costs a few writes a second, not 1,000 (a
+timer writes what a burst left behind)."""
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +17,11 @@ from baton_operator.k8s.cluster import Cluster
 from baton_operator.k8s.resources import JobStatus, Phase
 from baton_operator.metrics import observe_phase
 from baton_operator.patching import status_patch
+
+log = logging.getLogger("baton.operator")
+
+INTERVAL = 1.0
+"""Seconds between two status writes of one BatchJob."""
 
 
 @dataclass(frozen=True)
@@ -42,13 +51,17 @@ class JobStatuses:
     """The executions of each (namespace, BatchJob) as last seen, and the BatchJob
     statuses still to write."""
 
-    def __init__(self, cluster: Cluster) -> None:
+    def __init__(self, cluster: Cluster, interval: float = INTERVAL) -> None:
         self.cluster = cluster
+        self.interval = interval
         self._guard = threading.Lock()
         self._members: dict[tuple[str, str], dict[str, Member]] = {}
         self._listed: set[str] = set()  # namespaces whose executions were listed once
         self._dirty: set[tuple[str, str]] = set()
         self._written: dict[tuple[str, str], dict[str, Any]] = {}
+        self._taken: dict[tuple[str, str], float] = {}  # when each was last taken to write
+        self._busy: set[tuple[str, str]] = set()  # being written by some thread
+        self._timer: threading.Timer | None = None
 
     def note(self, obj: dict[str, Any], phase: str | None) -> None:
         """Remember an execution's phase for its BatchJob's status and the metrics (the
@@ -79,17 +92,60 @@ class JobStatuses:
                     self._dirty.add(key)
 
     def flush(self) -> None:
-        """Write the ``.status`` of each BatchJob whose executions changed phase."""
+        """Write the ``.status`` of each BatchJob whose executions changed phase, unless
+        it was written less than ``interval`` ago (then the timer writes it) or another
+        thread is writing it (then that one's next flush does: no older snapshot can
+        land after a newer one)."""
+        wanted = self._take()
+        try:
+            for (namespace, job), new in wanted.items():
+                if self._written.get((namespace, job)) == new:
+                    continue
+                obj = self.cluster.get_batch_job(namespace, job)
+                if obj is None:
+                    continue
+                patch = status_patch(obj.get("status"), new)
+                if patch:
+                    self.cluster.patch_job_status(namespace, job, patch)
+                self._written[(namespace, job)] = new
+        except Exception:
+            with self._guard:  # written again by a later flush
+                self._dirty |= set(wanted)
+            raise
+        finally:
+            with self._guard:
+                self._busy -= set(wanted)
+            self._defer()
+
+    def _take(self) -> dict[tuple[str, str], dict[str, Any]]:
+        """The statuses due now, marked busy."""
+        now = time.monotonic()
         with self._guard:
-            dirty, self._dirty = self._dirty, set()
-            wanted = {key: job_status(self._members.get(key, {})) for key in dirty}
-        for (namespace, job), new in wanted.items():
-            if self._written.get((namespace, job)) == new:
-                continue
-            obj = self.cluster.get_batch_job(namespace, job)
-            if obj is None:
-                continue
-            patch = status_patch(obj.get("status"), new)
-            if patch:
-                self.cluster.patch_job_status(namespace, job, patch)
-            self._written[(namespace, job)] = new
+            due = {
+                key
+                for key in self._dirty - self._busy
+                if now - self._taken.get(key, float("-inf")) >= self.interval
+            }
+            self._dirty -= due
+            self._busy |= due
+            for key in due:
+                self._taken[key] = now
+            return {key: job_status(self._members.get(key, {})) for key in due}
+
+    def _defer(self) -> None:
+        """Start the timer for what is still dirty (one timer at a time)."""
+        with self._guard:
+            if not self._dirty or self._timer is not None:
+                return
+            self._timer = threading.Timer(self.interval, self._deferred)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _deferred(self) -> None:
+        with self._guard:
+            self._timer = None
+        try:
+            self.flush()
+        except Exception:  # the API server is away: retried by the next flush
+            log.exception("writing BatchJob statuses failed")
+        self._defer()
