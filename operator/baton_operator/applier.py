@@ -139,10 +139,9 @@ class Applier:
     # ------------------------------------------------------------ launch and admission
 
     def _find_launched(self, namespace: str, job_name: str, tag: str) -> JobExecution | None:
-        for e in self.repo.executions(job=job_name, namespace=namespace, limit=50):
-            if e.owner == tag:
-                return e
-        return None
+        """The execution this launch recorded before the operator went away (its status
+        write lost): found by its owner tag, however many launched since."""
+        return self.repo.owned_execution(job_name, tag, namespace=namespace)
 
     def _claim(self, t: Target) -> bool:
         """Bind the execution to this repository before launching into it: a status

@@ -111,6 +111,30 @@ def test_relaunch_after_a_crash_between_launch_and_status_adopts_the_execution(
     assert len(repo.executions()) == 1
 
 
+def test_a_launch_whose_status_was_lost_is_adopted_after_many_later_launches(
+    op: Controller, cluster: FakeCluster, repo: JobRepository
+) -> None:
+    """Found by its owner tag, not among the job's newest executions: 60 launches of the
+    same job after it (a burst) do not hide it, so it is not launched twice."""
+    cluster.apply_execution("lost", {"job": "count-numbers", "parameters": {"count": 5}})
+    original = cluster.patch_status
+    cluster.patch_status = lambda *a, **k: None  # type: ignore[method-assign]
+    with pytest.raises(Exception):  # noqa: B017 - the applier's loop gives up: no status
+        op.reconcile("default", "lost", max_rounds=1)
+        raise RuntimeError("status never written")
+    cluster.patch_status = original  # type: ignore[method-assign]
+    (first,) = repo.executions()
+    for i in range(60):
+        cluster.apply_execution(
+            f"later-{i}", {"job": "count-numbers", "parameters": {"count": 9 + i}}
+        )
+        op.reconcile("default", f"later-{i}", max_rounds=2)
+    assert len(repo.executions()) == 61
+    op.reconcile("default", "lost")
+    assert cluster.status("lost")["jobExecutionId"] == first.id
+    assert len(repo.executions()) == 61  # adopted, not launched again
+
+
 def test_second_execution_of_a_completed_instance_is_rejected(
     op: Controller, cluster: FakeCluster, repo: JobRepository
 ) -> None:

@@ -47,7 +47,7 @@ VERSION_TABLE = "baton_alembic_version"
 # The Alembic head this code expects. Spelled out, not computed, so that checking the
 # schema needs no Alembic import (which loads and parses every migration script): a
 # test keeps it equal to the head of the migrations.
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 # Alembic's version table, for reading the revision inside queries that are needed
 # anyway (a separate MetaData: it is not part of the ORM schema the migrations make).
 version_table = Table(VERSION_TABLE, MetaData(), Column("version_num", String(32)))

@@ -95,6 +95,20 @@ class ExecutionQueries(RepositorySession):
             )
         return {k: tuple(v) for k, v in out.items()}
 
+    def owned_execution(self, job: str, owner: str, namespace: str = "") -> JobExecution | None:
+        """The newest execution of ``job`` in ``namespace`` recorded with ``owner`` (the
+        operator's tag of one BatchExecution launch), by the owner index: one read
+        however long the job's history."""
+        found = self._executions(
+            and_(
+                E.owner == owner,
+                JobInstanceRow.namespace == namespace,
+                JobInstanceRow.job_name == job,
+            ),
+            limit=1,
+        )
+        return found[0] if found else None
+
     def last_execution(self, job: str, key: str, namespace: str = "") -> JobExecution | None:
         """The newest execution of the instance (namespace, job, key), if any."""
         found = self._executions(

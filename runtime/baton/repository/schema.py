@@ -65,6 +65,7 @@ class JobExecutionRow(Base):
     __table_args__ = (
         Index("ix_baton_execution_instance", "instance_id"),
         Index("ix_baton_execution_status", "status"),
+        Index("ix_baton_execution_owner", "owner"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
