@@ -64,7 +64,7 @@ def _job(name: str, **chunk: Any) -> BatchJob:
 
 @pytest.mark.parametrize(
     ("mode", "tag"),
-    # a tab in the tags: COPY's chunks go through psycopg's write_row, not column-wise
+    # a tab in the tags: COPY escapes it
     [*((m, "t") for m in MODES), ("copy", "t\t")],
 )
 def test_a_bad_row_is_skipped_alone(
