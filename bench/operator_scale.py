@@ -56,6 +56,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--seconds", type=int, default=60, help="How long each unit runs.")
     p.add_argument("--chunks", type=int, default=6, help="Checkpoints per unit.")
     p.add_argument("--window", type=float, default=30, help="Measured seconds per phase.")
+    p.add_argument(
+        "--settle",
+        type=float,
+        default=0,
+        help="Seconds to wait after every unit started, before the window (lets the "
+        "status writes of the executions started last settle).",
+    )
     p.add_argument("--pg-port", type=int, default=55434, help="The scale PostgreSQL.")
     p.add_argument("--bouncer-port", type=int, default=55435, help="Its host PgBouncer.")
     p.add_argument(
@@ -137,6 +144,7 @@ def run_phase(bench: Bench, name: str, job: str, count: int, units: int) -> Phas
         )
     except TimeoutError as e:
         print(f"  note: {e}; measuring what runs", flush=True)
+    time.sleep(args.settle)
     result = measure_window(bench, name, count, units)
     result.jobs_created_s = jobs_created
     result.completed_lag_s = wait_completed(bench, name, count)
