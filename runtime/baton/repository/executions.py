@@ -99,24 +99,15 @@ class ExecutionQueries(RepositorySession):
         """The newest execution of ``job`` in ``namespace`` recorded with ``owner`` (the
         operator's tag of one BatchExecution launch), by the owner index: one read
         however long the job's history."""
-        found = self._executions(
-            and_(
-                E.owner == owner,
-                JobInstanceRow.namespace == namespace,
-                JobInstanceRow.job_name == job,
-            ),
-            limit=1,
-        )
-        return found[0] if found else None
+        return self._newest(namespace, job, E.owner == owner)
 
     def last_execution(self, job: str, key: str, namespace: str = "") -> JobExecution | None:
         """The newest execution of the instance (namespace, job, key), if any."""
+        return self._newest(namespace, job, JobInstanceRow.job_key == key)
+
+    def _newest(self, namespace: str, job: str, where: Any) -> JobExecution | None:
         found = self._executions(
-            and_(
-                JobInstanceRow.namespace == namespace,
-                JobInstanceRow.job_name == job,
-                JobInstanceRow.job_key == key,
-            ),
+            and_(JobInstanceRow.namespace == namespace, JobInstanceRow.job_name == job, where),
             limit=1,
         )
         return found[0] if found else None
