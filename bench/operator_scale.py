@@ -144,6 +144,13 @@ def run_phase(bench: Bench, name: str, job: str, count: int, units: int) -> Phas
         )
     except TimeoutError as e:
         print(f"  note: {e}; measuring what runs", flush=True)
+    period = args.seconds / max(args.chunks, 1)
+    if args.window < period:  # units that started together checkpoint in lockstep
+        print(
+            f"  note: the {args.window:g} s window is shorter than a checkpoint period "
+            f"({period:g} s): per-execution progress writes may be missed or doubled",
+            flush=True,
+        )
     time.sleep(args.settle)
     result = measure_window(bench, name, count, units)
     result.jobs_created_s = jobs_created
