@@ -145,7 +145,6 @@ class JobStatuses:
         with self._guard:
             self._timer = None
         try:
-            self.flush()
+            self.flush()  # which starts the next timer for whatever is still dirty
         except Exception:  # the API server is away: retried by the next flush
             log.exception("writing BatchJob statuses failed")
-        self._defer()

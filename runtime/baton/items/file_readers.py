@@ -262,7 +262,6 @@ class CsvReader(_FileReader):
         self.strict = strict
         self._rows: Any = csv.reader(())
         self._fields: list[str] | None = None
-        self._width = 0
         # line number = _line_base + lines the parser took since _line_mark (+ bad ones)
         self._line_base = self._line_mark = self._bad_lines = 0
 
@@ -288,7 +287,6 @@ class CsvReader(_FileReader):
                 self._fields = self._row()
             except MalformedRecord as e:
                 raise BatonError(f"{self.path}: unreadable header: {e}") from None
-        self._width = len(self._fields or ())
 
     def _row(self) -> list[str] | None:
         """The next row (None at the end); blank rows are no records when keyed."""
@@ -315,7 +313,7 @@ class CsvReader(_FileReader):
     def _parse(self, raw: Any) -> Any:
         if self._fields is None:
             return raw
-        if len(raw) == self._width:
+        if len(raw) == len(self._fields):
             return dict(zip(self._fields, raw, strict=True))
         # csv.DictReader's shape: extra values under None, missing ones None
         item: dict[Any, Any] = dict(zip(self._fields, raw, strict=False))
